@@ -1,0 +1,116 @@
+"""Defaults shared by every experiment config, and the ':arg' parser.
+
+Each config file defines `get_config(arg=None)` and builds on `base_config()`; the
+argument after ':' on the command line (`--config=configs/ddpm/cifar10.py:smoke`) arrives
+as `arg`. Every config supports `smoke`: a few steps of a tiny model that run in seconds
+on a CPU, used by the test suite to run every config for real.
+
+The returned ConfigDict is locked: overriding or setting a field that does not exist
+(e.g. a typo like --config.optim.learing_rate) is an error naming the field.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def parse_arg(arg: str | None, **defaults):
+  """Parses 'smoke,foo=1' into a ConfigDict {smoke: True, foo: 1} over `defaults`.
+
+  A bare name is a boolean flag set to True; name=value is cast to the default's type.
+  """
+  out = ml_collections.ConfigDict(dict(defaults))
+  for part in (arg or "").split(","):
+    part = part.strip()
+    if not part:
+      continue
+    name, _, value = part.partition("=")
+    if name not in out:
+      raise ValueError(f"Unknown config argument {name!r}; valid: {', '.join(sorted(out.keys()))}.")
+    default = out[name]
+    if not value:
+      out[name] = True
+    elif isinstance(default, bool):
+      out[name] = value.lower() in ("1", "true", "yes")
+    else:
+      out[name] = type(default)(value)
+  return out
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Fields every family uses; a family config fills `model` and `method`."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.batch_size = 128  # global, over all devices of all processes
+  c.num_train_steps = 100_000
+
+  c.data = ml_collections.ConfigDict(dict(
+      source="digits",  # digits | tfds | folder | idx | npz
+      name="",  # tfds dataset name
+      split="train",
+      eval_split="test",
+      data_dir=config_dict.placeholder(str),  # tfds data_dir (None: tfds default)
+      path="",  # local sources: folder root / IDX images file / .npz, training split
+      eval_path="",  # the same for the evaluation split
+      image_size=config_dict.placeholder(int),  # resize square images (None: keep)
+      random_flip=False,
+      dequantize=False,
+      download=False,  # allow tfds to download and prepare the dataset
+      num_threads=4,
+      prefetch=8,
+  ))
+
+  c.model = ml_collections.ConfigDict()  # network name and keyword arguments
+  c.method = ml_collections.ConfigDict()  # family name and family settings
+
+  c.optim = ml_collections.ConfigDict(dict(
+      name="adam", learning_rate=2e-4, warmup_steps=0, schedule="constant",
+      b1=0.9, b2=0.999, eps=1e-8, momentum=0.0, weight_decay=0.0, grad_clip_norm=1.0))
+
+  c.ema = ml_collections.ConfigDict(dict(decay=0.9999, warmup=True))
+
+  c.sample = ml_collections.ConfigDict(dict(
+      sampler="ddim",
+      num_samples=64,  # --mode=sample
+      batch_size=64,
+      grid_size=64,  # images in the periodic training grids
+      clip_x0=True,
+      guidance_scale=0.0,
+  ))
+
+  c.eval = ml_collections.ConfigDict(dict(
+      batch_size=0,  # 0: the training batch size
+      max_batches=0,  # 0: the whole evaluation split
+  ))
+
+  c.trainer = ml_collections.ConfigDict(dict(
+      num_devices=0,  # 0: every device of every process
+      log_every_steps=100,
+      checkpoint_every_steps=5000,
+      keep_last_checkpoints=3,
+      keep_checkpoint_every_steps=50_000,  # also keep every multiple of this (0: none)
+      async_checkpointing=True,
+      sample_every_steps=10_000,
+      eval_every_steps=0,  # 0: no periodic evaluation
+  ))
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks the run to seconds on a CPU: a few steps, tiny batches, frequent actions."""
+  c.batch_size = 8
+  c.num_train_steps = 4
+  c.trainer.log_every_steps = 2
+  c.trainer.checkpoint_every_steps = 2
+  c.trainer.sample_every_steps = 4
+  c.trainer.eval_every_steps = 4
+  c.trainer.keep_checkpoint_every_steps = 0
+  c.optim.warmup_steps = 0
+  c.sample.num_samples = 8
+  c.sample.batch_size = 8
+  c.sample.grid_size = 8
+  c.eval.max_batches = 1
+  c.data.num_threads = 1
+  c.data.prefetch = 2
+  return c

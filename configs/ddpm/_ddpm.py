@@ -1,0 +1,43 @@
+"""The DDPM part shared by the configs in this folder."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import common
+
+
+def ddpm_config(*, image_size: int, ch: int, ch_mult, num_res_blocks: int, attn_resolutions,
+                dropout: float) -> ml_collections.ConfigDict:
+  """A base config with the DDPM UNet and method filled in."""
+  del image_size  # documented by the caller; the data decides the shape
+  c = common.base_config()
+  c.model = ml_collections.ConfigDict(dict(
+      name="unet", ch=ch, ch_mult=tuple(ch_mult), num_res_blocks=num_res_blocks,
+      attn_resolutions=tuple(attn_resolutions), dropout=dropout, num_groups=32, num_heads=1,
+      resamp_with_conv=True))
+  c.method = ml_collections.ConfigDict(dict(
+      name="ddpm",
+      num_timesteps=1000,
+      beta_schedule="linear",  # linear | cosine
+      prediction="eps",  # eps | x0 | v
+      loss="mse",  # mse | l1 (any name in DIFFUSION_LOSSES)
+      class_conditional=False,
+      class_dropout=0.1,  # p(null label) when class-conditional (classifier-free guidance)
+  ))
+  c.sample.sampler = "ddim"  # ddim | ancestral
+  c.sample.ddim = ml_collections.ConfigDict(dict(num_steps=50, eta=0.0, spacing="uniform"))
+  c.sample.ancestral = ml_collections.ConfigDict(dict(variance="fixed_large"))
+  return c
+
+
+def smoke_ddpm(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A tiny UNet and a short chain on top of `common.smoke`."""
+  common.smoke(c)
+  c.model.ch = 16
+  c.model.ch_mult = (1, 2)
+  c.model.num_res_blocks = 1
+  c.model.num_groups = 8
+  c.method.num_timesteps = 20
+  c.sample.ddim.num_steps = 5
+  return c

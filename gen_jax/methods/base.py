@@ -1,0 +1,68 @@
+"""The family contract: the pure functions every generative family provides.
+
+The trainer (`gen_jax.train.loop`) knows nothing about diffusion, GANs or flows. It calls
+a `Method`, which is a frozen bag of static pieces (networks, schedules, optimisers) and
+pure functions of arrays:
+
+  init(rng, batch)              -> TrainState   data-dependent init may use the batch
+  update(state, batch, rng)     -> (TrainState, metrics)   one optimisation step
+  sample(state, rng, n)         -> SampleOutput             images in [-1, 1], NFE
+  evaluate(state, batch, rng)   -> per-example metrics      e.g. loss, bits/dim
+
+`update` owns everything family-specific: a GAN alternates its discriminator and
+generator steps with two optimisers inside it; a flow returns its exact NLL as the loss.
+The trainer adds what is common: jit with sharding, donation, the step counter, EMA,
+NaN checks, metrics, checkpoints and sample grids.
+
+`update` returns scalar metrics; every one of them is checked for NaN/Inf by the trainer.
+It must include `loss`, and the global norms from `train.optim.apply_gradients`.
+`evaluate` returns per-example values of shape [B] (the trainer masks padded rows and
+averages them over the evaluation split).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Mapping
+
+import jax
+
+from gen_jax.registry import Registry
+from gen_jax.samplers.base import SampleOutput
+from gen_jax.train.state import TrainState
+
+Batch = Mapping[str, jax.Array]  # {"image": float [B,H,W,C] in [-1,1], "label": int32 [B], ...}
+Metrics = dict[str, jax.Array]
+
+METHODS: Registry = Registry("method")
+
+
+class Method(abc.ABC):
+  """Base class of a generative family; subclasses are frozen dataclasses."""
+
+  @abc.abstractmethod
+  def init(self, rng: jax.Array, batch: Batch) -> TrainState:
+    """Initial train state (params, optimiser state, EMA, model state)."""
+
+  @abc.abstractmethod
+  def update(self, state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
+    """One optimisation step on `batch`; must not touch `state.step` or `state.ema_params`."""
+
+  @abc.abstractmethod
+  def sample(self, state: TrainState, rng: jax.Array, num_samples: int) -> SampleOutput:
+    """`num_samples` images [n, H, W, C] in [-1, 1] from the EMA parameters."""
+
+  def evaluate(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
+    """Per-example evaluation metrics, each of shape [B]. Default: none."""
+    del state, batch, rng
+    return {}
+
+
+def build_method(config: Any, info: Any) -> Method:
+  """The method named `config.method.name`, built from the config and the dataset's info.
+
+  Each family registers a factory `(config, info) -> Method` in `METHODS`; importing
+  `gen_jax.methods` registers all of them.
+  """
+  from gen_jax import methods as _  # pylint: disable=g-import-not-at-top,unused-import
+  return METHODS.get(config.method.name)(config, info)

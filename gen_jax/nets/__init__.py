@@ -1,0 +1,59 @@
+"""Neural networks (Flax linen), registered by name so configs can choose one.
+
+    net = build_net("unet", **config.model)   # a typo in config.model is a ValueError
+
+Nets take plain keyword arguments and never import ml_collections.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+
+from gen_jax.nets.layers import (AttentionBlock, Downsample, ResnetBlock, Upsample,
+                                 timestep_embedding)
+from gen_jax.nets.unet import TinyUNet, UNet, tiny_unet_kwargs
+from gen_jax.registry import Registry
+
+NETS: Registry[Callable[..., nn.Module]] = Registry("network")
+NETS.add("unet", UNet)
+
+
+def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:
+  """Constructor keywords of a Module class (or a functools.partial of one); None if unknown."""
+  cls = getattr(factory, "func", factory)
+  if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+    return None
+  return [f.name for f in dataclasses.fields(cls) if f.init and f.name != "parent"]
+
+
+def build_net(name: str, **kwargs: Any) -> nn.Module:
+  """Instantiates the network registered as `name` with `kwargs` (e.g. `**config.model`).
+
+  List values (as config systems give them) become tuples, keeping the module hashable.
+
+  Raises:
+    KeyError: if `name` is not registered (the message lists the registered names).
+    ValueError: if a keyword is not a field of the network; the message names the bad
+      keys, the network and its valid fields.
+  """
+  factory = NETS.get(name)
+  valid = _field_names(factory)
+  if valid is not None:
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+      raise ValueError(
+          f"Unknown keyword(s) {', '.join(map(repr, unknown))} for network {name!r}; valid "
+          f"fields are: {', '.join(valid)}.")
+  # Config systems hand sequences over as lists; Flax modules must be hashable.
+  kwargs = {key: tuple(value) if isinstance(value, list) else value
+            for key, value in kwargs.items()}
+  return factory(**kwargs)
+
+
+__all__ = [
+    "AttentionBlock", "Downsample", "NETS", "ResnetBlock", "TinyUNet", "UNet", "Upsample",
+    "build_net", "tiny_unet_kwargs", "timestep_embedding",
+]

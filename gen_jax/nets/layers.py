@@ -1,0 +1,217 @@
+"""Convolutional building blocks of the DDPM UNet, shared by score-SDE and GAN networks.
+
+Follows the TensorFlow reference of Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic
+Models" (NeurIPS 2020, arXiv:2006.11239), `diffusion_tf/models/unet.py`: GroupNorm + swish
+pre-activation ResNet blocks (He et al. 2016, Wu & He 2018), single-head self-attention at
+chosen resolutions (Wang et al. 2018), fan-avg uniform initialisation, and zero-initialised
+last layers so that every residual branch starts as the identity. The `skip_rescale` option
+(divide each residual sum by sqrt(2)) is the one of NCSN++/DDPM++ in Song et al., "Score-Based
+Generative Modeling through Stochastic Differential Equations" (ICLR 2021, arXiv:2011.13456).
+
+All images are NHWC. Parameters are float32; activations are computed in `dtype`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+# DDPM's `default_init`: variance_scaling(scale=1, mode="fan_avg", distribution="uniform").
+default_init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
+# DDPM uses init_scale=0 (rounded up to 1e-10) on the last layer of each residual branch;
+# exact zeros behave the same and make "the network is the identity at init" testable.
+zero_init = nn.initializers.zeros
+
+
+def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10000.0) -> jax.Array:
+  """Sinusoidal embedding of (possibly non-integer) timesteps, as in DDPM.
+
+  Frequencies are `max_period ** (-i / (half - 1))` for i = 0..half-1 with `half = dim // 2`,
+  and the output is `[sin(t * f), cos(t * f)]` (DDPM's `get_timestep_embedding`, the
+  Transformer position encoding of Vaswani et al. 2017). An odd `dim` gets one zero column.
+
+  Args:
+    t: [B] float (or int) timesteps / noise levels; any scale, e.g. 999 * continuous time.
+    dim: embedding width, >= 2.
+    max_period: the longest period (lowest frequency) of the sinusoids.
+
+  Returns:
+    [B, dim] float32 embedding.
+  """
+  t = jnp.asarray(t)
+  if t.ndim != 1:
+    raise ValueError(f"timestep_embedding expects t of shape [B], got shape {t.shape}.")
+  if dim < 2:
+    raise ValueError(f"timestep_embedding needs dim >= 2, got {dim}.")
+  half = dim // 2
+  exponent = jnp.arange(half, dtype=jnp.float32) / max(half - 1, 1)
+  freqs = jnp.exp(-math.log(max_period) * exponent)
+  args = t.astype(jnp.float32)[:, None] * freqs[None, :]
+  emb = jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=1)
+  if dim % 2:
+    emb = jnp.pad(emb, ((0, 0), (0, 1)))
+  return emb
+
+
+def group_norm(channels: int, num_groups: int, *, dtype: Dtype, name: str,
+               owner: str = "") -> nn.GroupNorm:
+  """A GroupNorm over `channels` with min(num_groups, channels) groups (DDPM uses 32).
+
+  Raises:
+    ValueError: if that group count does not divide `channels`; `owner` (the calling
+      module's name) is put in the message to locate the offending layer.
+  """
+  groups = min(num_groups, channels)
+  if channels % groups:
+    where = f" in {owner}" if owner else ""
+    raise ValueError(
+        f"GroupNorm{where}: {channels} channels are not divisible into {groups} groups "
+        f"(num_groups={num_groups}). Choose num_groups dividing every channel count of the "
+        f"network (including concatenated skip channels), or change the channel widths.")
+  return nn.GroupNorm(num_groups=groups, epsilon=1e-6, dtype=dtype, name=name)
+
+
+class ResnetBlock(nn.Module):
+  """DDPM pre-activation residual block with an additive (time/label) embedding.
+
+  x -> GroupNorm -> swish -> conv3x3 -> + Dense(swish(emb)) -> GroupNorm -> swish -> dropout
+  -> conv3x3 (zero init), plus a skip connection (1x1 conv when the channel count changes).
+
+  Attributes:
+    out_channels: output channels; None keeps the input channel count.
+    dropout: dropout rate before the second convolution (rng collection 'dropout').
+    num_groups: maximal GroupNorm group count; min(num_groups, C) must divide C.
+    skip_rescale: divide the residual sum by sqrt(2) (NCSN++/DDPM++).
+    dtype: computation dtype.
+  """
+  out_channels: int | None = None
+  dropout: float = 0.0
+  num_groups: int = 32
+  skip_rescale: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, emb: jax.Array | None, *, train: bool) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: [B, H, W, C] activations.
+      emb: [B, E] conditioning embedding (DDPM: the time embedding, before its swish), or
+        None for an unconditional block (then no projection parameters are created).
+      train: enables dropout.
+
+    Returns:
+      [B, H, W, out_channels] activations in `dtype`.
+    """
+    if x.ndim != 4:
+      raise ValueError(f"{self.name}: expected x of shape [B, H, W, C], got {x.shape}.")
+    in_ch = x.shape[-1]
+    out_ch = self.out_channels or in_ch
+    conv = lambda ch, k, init, name: nn.Conv(
+        ch, (k, k), dtype=self.dtype, kernel_init=init, name=name)
+
+    h = group_norm(in_ch, self.num_groups, dtype=self.dtype, name="norm1", owner=self.name)(x)
+    h = jax.nn.swish(h)
+    h = conv(out_ch, 3, default_init, "conv1")(h)
+    if emb is not None:
+      if emb.ndim != 2 or emb.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"{self.name}: expected emb of shape [B={x.shape[0]}, E], got {emb.shape}.")
+      e = nn.Dense(out_ch, dtype=self.dtype, kernel_init=default_init,
+                   name="emb_proj")(jax.nn.swish(emb))
+      h = h + e[:, None, None, :]
+    h = group_norm(out_ch, self.num_groups, dtype=self.dtype, name="norm2", owner=self.name)(h)
+    h = jax.nn.swish(h)
+    h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    h = conv(out_ch, 3, zero_init, "conv2")(h)
+
+    skip = x if in_ch == out_ch else conv(out_ch, 1, default_init, "skip")(x)
+    out = skip + h
+    if self.skip_rescale:
+      out = out / math.sqrt(2.0)
+    return out
+
+
+class AttentionBlock(nn.Module):
+  """Residual multi-head self-attention over the H*W positions of an image.
+
+  x + proj_out(attention(q, k, v)) with q, k, v 1x1 projections of GroupNorm(x) and a
+  zero-initialised proj_out. One head (the default) is DDPM's block.
+
+  Attributes:
+    num_heads: attention heads; must divide the channel count. One wide head is much
+      faster on CPU than many narrow ones.
+    num_groups: maximal GroupNorm group count.
+    skip_rescale: divide the residual sum by sqrt(2) (NCSN++/DDPM++).
+    dtype: computation dtype (the softmax is computed in float32).
+  """
+  num_heads: int = 1
+  num_groups: int = 32
+  skip_rescale: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps [B, H, W, C] to [B, H, W, C]."""
+    if x.ndim != 4:
+      raise ValueError(f"{self.name}: expected x of shape [B, H, W, C], got {x.shape}.")
+    b, height, width, ch = x.shape
+    if ch % self.num_heads:
+      raise ValueError(
+          f"{self.name}: {ch} channels cannot be split into num_heads={self.num_heads} heads.")
+    head_dim = ch // self.num_heads
+    dense = lambda init, name: nn.Dense(ch, dtype=self.dtype, kernel_init=init, name=name)
+
+    h = group_norm(ch, self.num_groups, dtype=self.dtype, name="norm", owner=self.name)(x)
+    h = h.reshape(b, height * width, ch)
+    split = lambda a: a.reshape(b, height * width, self.num_heads, head_dim)
+    q = split(dense(default_init, "q")(h))
+    k = split(dense(default_init, "k")(h))
+    v = split(dense(default_init, "v")(h))
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (head_dim ** -0.5)
+    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    h = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, height * width, ch)
+    h = dense(zero_init, "proj_out")(h).reshape(b, height, width, ch)
+
+    out = x + h
+    if self.skip_rescale:
+      out = out / math.sqrt(2.0)
+    return out
+
+
+class Downsample(nn.Module):
+  """Halves H and W: a stride-2 3x3 convolution, or 2x2 average pooling without a conv.
+
+  With even H, W the 'SAME' padding pads one row/column at the bottom/right only, as DDPM.
+  """
+  with_conv: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps [B, H, W, C] to [B, H/2, W/2, C]."""
+    if self.with_conv:
+      return nn.Conv(x.shape[-1], (3, 3), strides=(2, 2), dtype=self.dtype,
+                     kernel_init=default_init, name="conv")(x)
+    return nn.avg_pool(x, (2, 2), strides=(2, 2))
+
+
+class Upsample(nn.Module):
+  """Doubles H and W by nearest-neighbour repetition, then (optionally) a 3x3 convolution."""
+  with_conv: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps [B, H, W, C] to [B, 2H, 2W, C]."""
+    x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    if self.with_conv:
+      x = nn.Conv(x.shape[-1], (3, 3), dtype=self.dtype, kernel_init=default_init,
+                  name="conv")(x)
+    return x

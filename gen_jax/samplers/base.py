@@ -1,0 +1,61 @@
+"""What every sampler returns, the sampler registry, and helpers the samplers share.
+
+A sampler draws x_0 from a trained diffusion model given only its denoiser:
+
+    denoise_fn(x_t [B, ...], t int32 [B]) -> model_output [B, ...],
+
+already closed over the parameters (and class labels, guidance scale, ...). Samplers are pure
+functions built on `jax.lax` loops, so `jax.jit` traces the network once, whatever the number
+of steps. Jit a function that takes the parameters and builds `denoise_fn` inside, so the
+parameters are arguments rather than compile-time constants.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax
+import jax
+import jax.numpy as jnp
+
+from gen_jax.registry import Registry
+
+Array = jax.Array
+DenoiseFn = Callable[[Array, Array], Array]
+
+
+@flax.struct.dataclass
+class SampleOutput:
+  """Samples and their cost.
+
+  Attributes:
+    samples: [B, ...] draws of x_0.
+    nfe: number of network (denoise_fn) evaluations per sample (static).
+  """
+
+  samples: Array
+  nfe: int = flax.struct.field(pytree_node=False)
+
+
+SAMPLERS: Registry[Callable[..., SampleOutput]] = Registry("sampler")
+
+
+def initial_noise(rng: Array, shape: Sequence[int] | None, init_noise: Array | None) -> Array:
+  """x_T: `init_noise` if given (its shape must match `shape` when both are given), else N(0, I).
+
+  Raises:
+    ValueError: neither is given, or their shapes disagree.
+  """
+  if init_noise is None:
+    if shape is None:
+      raise ValueError("Give the sample shape [B, ...] as `shape` (or x_T as `init_noise`).")
+    shape = tuple(shape)
+    if len(shape) < 1 or any(int(d) < 1 for d in shape):
+      raise ValueError(f"shape must be [B, ...] with positive sizes, got {shape}.")
+    return jax.random.normal(rng, shape, jnp.float32)
+  init_noise = jnp.asarray(init_noise)
+  if shape is not None and tuple(shape) != init_noise.shape:
+    raise ValueError(f"init_noise has shape {init_noise.shape} but shape={tuple(shape)}.")
+  if init_noise.ndim < 1:
+    raise ValueError("init_noise must be [B, ...], got a scalar.")
+  return init_noise

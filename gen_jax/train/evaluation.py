@@ -1,0 +1,123 @@
+"""Evaluation over a split and sample generation, shared by training and the eval/sample modes."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from gen_jax import data as data_lib
+from gen_jax.eval import images as images_lib
+from gen_jax.train import sharding as sharding_lib
+from gen_jax.train.experiment import Experiment
+from gen_jax.train.state import TrainState
+
+
+def make_eval_step(exp: Experiment):
+  """Jitted (state, batch, rng) -> {name: (masked sum, count)} over one global batch."""
+
+  def eval_step(state, batch, rng):
+    per_example = exp.method.evaluate(state, batch, rng)
+    mask = batch["mask"].astype(jnp.float32)
+    out = {}
+    for name, values in per_example.items():
+      if values.shape != mask.shape:
+        raise ValueError(f"{type(exp.method).__name__}.evaluate returned {name!r} of shape "
+                         f"{values.shape}; expected per-example values of shape {mask.shape}.")
+      out[name] = jnp.sum(values.astype(jnp.float32) * mask)
+    out["num_examples"] = jnp.sum(mask)
+    return out
+
+  rep = sharding_lib.replicated(exp.mesh)
+  return jax.jit(eval_step, in_shardings=(rep, sharding_lib.batch_sharding(exp.mesh), rep),
+                 out_shardings=rep)
+
+
+def evaluate_split(exp: Experiment, state: TrainState, eval_step=None,
+                   max_batches: int | None = None) -> dict[str, float]:
+  """Averages `method.evaluate` over the evaluation split (padded rows masked out).
+
+  Every evaluation uses the same keys (`eval_key` folded with the batch index), so two
+  checkpoints are compared on identical noise.
+  """
+  cfg = exp.config
+  eval_step = eval_step or make_eval_step(exp)
+  iterator, _ = data_lib.build_eval_iterator_from_config(
+      cfg.data, global_batch_size=cfg.eval.batch_size or cfg.batch_size)
+  sums: dict[str, float] = {}
+  for i, local_batch in enumerate(iterator):
+    if max_batches and i >= max_batches:
+      break
+    batch = sharding_lib.make_global_batch(local_batch, exp.mesh)
+    out = jax.device_get(eval_step(state, batch, jax.random.fold_in(exp.eval_key, i)))
+    for k, v in out.items():
+      sums[k] = sums.get(k, 0.0) + float(v)
+  n = sums.pop("num_examples", 0.0)
+  if n == 0:
+    raise ValueError("The evaluation split is empty; check data.eval_split / data.eval_path.")
+  results = {k: v / n for k, v in sums.items()}
+  results["num_examples"] = int(n)
+  return results
+
+
+def make_sample_fn(exp: Experiment, num_samples: int):
+  """Jitted (state, rng) -> SampleOutput, the samples sharded over devices when they divide."""
+  n_dev = exp.mesh.devices.size
+  out_sharding = (sharding_lib.batch_sharding(exp.mesh) if num_samples % n_dev == 0
+                  else sharding_lib.replicated(exp.mesh))
+  return jax.jit(lambda state, rng: exp.method.sample(state, rng, num_samples),
+                 in_shardings=(sharding_lib.replicated(exp.mesh),) * 2, out_shardings=out_sharding)
+
+
+def generate(exp: Experiment, state: TrainState, num_samples: int, batch_size: int,
+             rng: jax.Array) -> tuple[np.ndarray, int, float]:
+  """Samples `num_samples` images in batches; returns (uint8 [N,H,W,C], NFE per batch, images/s).
+
+  The images/s figure excludes the first batch (compilation).
+  """
+  batch_size = min(batch_size, num_samples)
+  sample_fn = make_sample_fn(exp, batch_size)
+  chunks, nfe, start, timed = [], 0, None, 0
+  for i in range(math.ceil(num_samples / batch_size)):
+    out = sample_fn(state, jax.random.fold_in(rng, i))
+    chunks.append(images_lib.to_uint8(sharding_lib.to_host(out.samples)))
+    nfe = out.nfe
+    if i == 0:
+      start = time.perf_counter()
+    else:
+      timed += batch_size
+  elapsed = time.perf_counter() - start if start is not None else 0.0
+  rate = timed / elapsed if timed and elapsed > 0 else float("nan")
+  return np.concatenate(chunks)[:num_samples], nfe, rate
+
+
+def write_sample_grid(exp: Experiment, state: TrainState, step: int, writer=None) -> str:
+  """Samples the configured grid from the EMA params and writes samples/step_<k>.png."""
+  cfg = exp.config.sample
+  n = cfg.grid_size
+  images, nfe, _ = generate(exp, state, n, n, exp.sample_key)
+  grid = images_lib.make_grid(images)
+  path = exp.workdir / "samples" / f"step_{step:08d}.png"
+  if jax.process_index() == 0:
+    images_lib.save_png(path, grid, upscale=max(1, 128 // exp.info.image_shape[0]))
+  if writer is not None:
+    writer.write_images(step, {"samples": grid[None]})
+  logging.info("Wrote %d samples (%d network evaluations each) to %s", n, nfe, path)
+  return str(path)
+
+
+def write_eval_results(exp: Experiment, step: int, results: dict[str, Any]) -> str:
+  """Writes workdir/eval/<step>.json with the results, the seed and the protocol."""
+  path = exp.workdir / "eval" / f"{step}.json"
+  record = {"step": step, "seed": exp.config.seed, "split": exp.config.data.eval_split,
+            "dataset": exp.config.data.name or exp.config.data.source, "results": results}
+  if jax.process_index() == 0:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True))
+  return str(path)

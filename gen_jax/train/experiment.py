@@ -1,0 +1,121 @@
+"""What every mode (train, sample, eval) sets up the same way for one run directory.
+
+`Experiment.create(config, workdir)` builds the mesh, the dataset description, the method,
+the checkpointer and the purpose-split PRNG keys, without touching data or compiling
+anything, so a notebook can build one and call `restore_or_init`, `method.sample`, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from absl import logging
+from jax.sharding import Mesh
+
+from gen_jax import data as data_lib
+from gen_jax.methods.base import Method, build_method
+from gen_jax.train import sharding as sharding_lib
+from gen_jax.train.checkpoint import Checkpointer
+from gen_jax.train.state import TrainState
+
+
+@dataclasses.dataclass
+class Experiment:
+  """One run: config, workdir, mesh, method and keys.
+
+  Keys are split by purpose from `jax.random.key(config.seed)`: `init_key` for parameters,
+  `loop_key` (folded with the step inside the train step), `sample_key` for sample grids
+  and `eval_key` for evaluation.
+  """
+
+  config: ml_collections.ConfigDict
+  workdir: pathlib.Path
+  mesh: Mesh
+  method: Method
+  info: Any
+  checkpointer: Checkpointer
+  init_key: jax.Array
+  loop_key: jax.Array
+  sample_key: jax.Array
+  eval_key: jax.Array
+
+  @classmethod
+  def create(cls, config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> "Experiment":
+    workdir = pathlib.Path(workdir)
+    mesh = sharding_lib.make_mesh(config.trainer.num_devices)
+    sharding_lib.process_batch_size(config.batch_size, mesh)  # validates divisibility
+    _, info = data_lib.build_source(config.data, "train")
+    method = build_method(config, info)
+    root = jax.random.key(config.seed)
+    t = config.trainer
+    checkpointer = Checkpointer(workdir / "checkpoints", keep_last=t.keep_last_checkpoints,
+                                keep_every=t.keep_checkpoint_every_steps or None,
+                                asynchronous=t.async_checkpointing)
+    return cls(config=config, workdir=workdir, mesh=mesh, method=method, info=info,
+               checkpointer=checkpointer, init_key=jax.random.fold_in(root, 0),
+               loop_key=jax.random.fold_in(root, 1), sample_key=jax.random.fold_in(root, 2),
+               eval_key=jax.random.fold_in(root, 3))
+
+  def abstract_batch(self, batch_size: int | None = None) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shapes, dtypes and shardings of a global training batch."""
+    b = batch_size or self.config.batch_size
+    s = sharding_lib.batch_sharding(self.mesh)
+    return {"image": jax.ShapeDtypeStruct((b, *self.info.image_shape), jnp.float32, sharding=s),
+            "label": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=s)}
+
+  def abstract_state(self) -> TrainState:
+    """The train state's shapes and dtypes, replicated on the mesh (nothing computed)."""
+    shapes = jax.eval_shape(self.method.init, self.init_key, self.abstract_batch())
+    rep = sharding_lib.replicated(self.mesh)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
+
+  def init_state(self, first_batch: dict[str, jax.Array]) -> TrainState:
+    """A fresh state; data-dependent initialisation sees the first global batch."""
+    init = jax.jit(self.method.init, out_shardings=sharding_lib.replicated(self.mesh))
+    return init(self.init_key, first_batch)
+
+  def restore(self, data_iterator: Any = None) -> tuple[TrainState, int] | None:
+    """The newest readable checkpoint as (state, step), or None when there is none."""
+    return self.checkpointer.restore_latest(self.abstract_state(), data_iterator)
+
+  def restore_or_fail(self) -> tuple[TrainState, int]:
+    restored = self.restore()
+    if restored is None:
+      raise FileNotFoundError(
+          f"No checkpoint in {self.checkpointer.directory}; train first with --mode=train "
+          f"--workdir={self.workdir}.")
+    return restored
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  """Writes the resolved config to workdir/config.json (process 0).
+
+  When a run is resumed with a different config, the old file is kept as
+  config.<unix time>.json and the differing top-level fields are logged.
+  """
+  if jax.process_index() != 0:
+    return
+  workdir.mkdir(parents=True, exist_ok=True)
+  path = workdir / "config.json"
+  text = config.to_json_best_effort(indent=2, sort_keys=True)
+  if path.exists():
+    old_text = path.read_text()
+    if old_text == text:
+      return
+    try:
+      old, new = json.loads(old_text), json.loads(text)
+      changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    except json.JSONDecodeError:
+      changed = ["(unreadable old config)"]
+    backup = workdir / f"config.{int(time.time())}.json"
+    path.rename(backup)
+    logging.warning("The config differs from the one this workdir was started with (fields: %s); "
+                    "the old one is kept as %s.", ", ".join(changed), backup.name)
+  path.write_text(text)

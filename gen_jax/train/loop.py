@@ -1,0 +1,142 @@
+"""The one training loop of gen_jax, shared by every family.
+
+Reads top to bottom: set up the experiment, restore or initialise the state, then for each
+step take a global batch, run the jitted step, and do the periodic actions (log, sample,
+evaluate, checkpoint). Family-specific work happens only inside `method.update`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers, parameter_overview, periodic_actions
+
+from gen_jax import data as data_lib
+from gen_jax.eval import images as images_lib
+from gen_jax.train import evaluation
+from gen_jax.train import sharding as sharding_lib
+from gen_jax.train import step as step_lib
+from gen_jax.train.experiment import Experiment, write_config
+from gen_jax.train.state import TrainState
+
+
+def _every(step: int, period: int, last_step: int) -> bool:
+  return bool(period) and (step % period == 0 or step == last_step)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> TrainState:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final state."""
+  workdir = pathlib.Path(workdir)
+  write_config(config, workdir)
+  exp = Experiment.create(config, workdir)
+  t = config.trainer
+  total = int(config.num_train_steps)
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+
+  train_iter, _ = data_lib.build_train_iterator_from_config(
+      config.data, global_batch_size=config.batch_size, seed=config.seed)
+  restored = exp.restore(train_iter)
+  if restored is None:
+    # A separate iterator gives the first batch to data-dependent initialisation, so the
+    # training iterator (and hence the data order) is the same as after a restore.
+    init_iter, _ = data_lib.build_train_iterator_from_config(
+        config.data, global_batch_size=config.batch_size, seed=config.seed)
+    state = exp.init_state(sharding_lib.make_global_batch(next(init_iter), exp.mesh))
+    start = 0
+    logging.info("Initialised a new %s model in %s.", config.method.name, workdir)
+  else:
+    state, start = restored
+    logging.info("Resumed from the checkpoint at step %d in %s.", start, workdir)
+  parameter_overview.log_parameter_overview(state.params, include_stats=False)
+
+  names = step_lib.metric_names(exp.method, exp.abstract_state(), exp.abstract_batch(), exp.loop_key)
+  collection = step_lib.metrics_collection(names)
+  train_step = step_lib.make_train_step(exp.method, collection, exp.mesh,
+                                        config.ema.decay, config.ema.warmup)
+  eval_step = evaluation.make_eval_step(exp) if t.eval_every_steps else None
+  acc = step_lib.empty_like_collection(collection, exp.mesh)
+  report_progress = periodic_actions.ReportProgress(num_train_steps=total, writer=writer)
+  last_saved = start if restored is not None else None
+  pending = None  # (step, finite, metrics) of the newest step not yet checked on the host
+
+  def check_pending():
+    nonlocal pending
+    if pending is not None:
+      step_lib.check_finite(*pending, last_saved)
+      pending = None
+
+  try:
+    for step in range(start + 1, total + 1):
+      with jax.profiler.StepTraceAnnotation("train", step_num=step):
+        batch = sharding_lib.make_global_batch(next(train_iter), exp.mesh)
+        state, acc, metrics, finite = train_step(state, batch, exp.loop_key, acc)
+      # Check the previous step while this one runs, so the device never waits on the host.
+      check_pending()
+      pending = (step, finite, metrics)
+      report_progress(step, time.monotonic())
+
+      if _every(step, t.log_every_steps, total):
+        check_pending()
+        scalars = {f"train/{k}": v for k, v in jax.device_get(acc.compute()).items()}
+        writer.write_scalars(step, scalars)
+        acc = step_lib.empty_like_collection(collection, exp.mesh)
+      if _every(step, t.checkpoint_every_steps, total):
+        check_pending()
+        exp.checkpointer.save(step, state, train_iter, meta={"seed": config.seed})
+        last_saved = step
+      if _every(step, t.sample_every_steps, total):
+        evaluation.write_sample_grid(exp, state, step, writer)
+      if eval_step is not None and _every(step, t.eval_every_steps, total):
+        results = evaluation.evaluate_split(exp, state, eval_step, config.eval.max_batches or None)
+        writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
+        evaluation.write_eval_results(exp, step, results)
+    check_pending()
+  finally:
+    exp.checkpointer.close()
+    writer.flush()
+  return state
+
+
+def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> str:
+  """Restores the latest checkpoint and writes config.sample.num_samples images.
+
+  Writes samples/final_<step>.png (a grid of up to 256) and samples/final_<step>.npz
+  (uint8 images [N, H, W, C]); returns the .npz path.
+  """
+  exp = Experiment.create(config, workdir)
+  state, step = exp.restore_or_fail()
+  exp.checkpointer.close()
+  cfg = config.sample
+  images, nfe, rate = evaluation.generate(exp, state, cfg.num_samples, cfg.batch_size,
+                                          jax.random.fold_in(exp.sample_key, step))
+  out = exp.workdir / "samples"
+  npz = out / f"final_{step}.npz"
+  if jax.process_index() == 0:
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(npz, images=images)
+    images_lib.save_png(out / f"final_{step}.png", images_lib.make_grid(images[:256]),
+                        upscale=max(1, 128 // exp.info.image_shape[0]))
+  logging.info("Sampled %d images with %s (%d network evaluations per image, %.2f images/s) "
+               "from the checkpoint at step %d into %s.", len(images), cfg.sampler, nfe, rate,
+               step, npz)
+  return str(npz)
+
+
+def run_eval(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+  """Restores the latest checkpoint and evaluates it on the evaluation split."""
+  exp = Experiment.create(config, workdir)
+  state, step = exp.restore_or_fail()
+  exp.checkpointer.close()
+  results = evaluation.evaluate_split(exp, state, max_batches=config.eval.max_batches or None)
+  path = evaluation.write_eval_results(exp, step, results)
+  writer = metric_writers.create_default_writer(exp.workdir, just_logging=jax.process_index() > 0)
+  writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
+  writer.flush()
+  logging.info("Evaluation at step %d: %s (written to %s)", step, results, path)
+  return results

@@ -1,0 +1,47 @@
+"""Shared helpers for the trainer tests: small configs and reading results back."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import jax
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def load_config(relpath: str, arg: str | None = "smoke"):
+  path = REPO / "configs" / relpath
+  spec = importlib.util.spec_from_file_location(f"cfg_{path.parent.name}_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def quiet_digits_config(num_train_steps: int = 4, **trainer):
+  """The digits smoke config with periodic sampling/evaluation off (faster tests)."""
+  c = load_config("ddpm/digits.py")
+  c.num_train_steps = num_train_steps
+  c.trainer.sample_every_steps = 0
+  c.trainer.eval_every_steps = 0
+  c.trainer.log_every_steps = 1
+  # A constant learning rate, so that runs of different lengths share their first steps.
+  c.optim.schedule = "constant"
+  for k, v in trainer.items():
+    c.trainer[k] = v
+  return c
+
+
+def host_tree(tree):
+  return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def assert_trees_equal(a, b):
+  for x, y in zip(jax.tree.leaves(host_tree(a)), jax.tree.leaves(host_tree(b)), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+  for x, y in zip(jax.tree.leaves(host_tree(a)), jax.tree.leaves(host_tree(b)), strict=True):
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)

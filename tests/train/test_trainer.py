@@ -1,0 +1,161 @@
+"""The training loop: sharded == single device, resumed == uninterrupted, and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen_jax.methods import ddpm
+from gen_jax.methods.base import METHODS
+from gen_jax.train import loop
+from gen_jax.train.step import NonFiniteError
+from tests.train.helpers import (assert_trees_close, assert_trees_equal, host_tree,
+                                 quiet_digits_config)
+
+
+def sgd_config(num_devices: int):
+  c = quiet_digits_config(num_train_steps=3, num_devices=num_devices, checkpoint_every_steps=0)
+  c.optim.name = "sgd"
+  c.optim.learning_rate = 0.05
+  c.optim.grad_clip_norm = 0.0
+  c.optim.warmup_steps = 0
+  c.optim.schedule = "constant"
+  return c
+
+
+def test_eight_devices_equal_one_device_with_sgd(tmp_path):
+  assert jax.device_count() == 8
+  one = loop.train_and_evaluate(sgd_config(1), tmp_path / "one")
+  eight = loop.train_and_evaluate(sgd_config(8), tmp_path / "eight")
+  assert int(one.step) == int(eight.step) == 3
+  assert_trees_close(one.params, eight.params, rtol=1e-4, atol=1e-6)
+  assert_trees_close(one.ema_params, eight.ema_params, rtol=1e-4, atol=1e-6)
+  # The parameters really moved, so the comparison is not vacuous.
+  init = loop.train_and_evaluate(_zero_steps(), tmp_path / "zero")
+  moved = [np.abs(a - b).max() for a, b in zip(jax.tree.leaves(host_tree(one.params)),
+                                               jax.tree.leaves(host_tree(init.params)))]
+  assert max(moved) > 1e-4
+
+
+def _zero_steps():
+  c = sgd_config(1)
+  c.num_train_steps = 0
+  return c
+
+
+def _data_state(workdir: pathlib.Path, step: int) -> dict:
+  path = workdir / "checkpoints" / str(step) / "data" / "process_0-of-1.json"
+  return json.loads(path.read_text())
+
+
+class _Preempted(Exception):
+  pass
+
+
+def test_resumed_run_is_bit_identical_to_uninterrupted(tmp_path, monkeypatch):
+  config = quiet_digits_config(4, checkpoint_every_steps=2)
+  config.optim.schedule = "cosine"  # the schedule depends on the step: resuming must too
+  config.model.dropout = 0.1  # and so does the dropout key
+  straight = loop.train_and_evaluate(config, tmp_path / "straight")
+
+  # Stop the same run right after step 3 started, as a preemption would.
+  check_finite = loop.step_lib.check_finite
+
+  def preempt_at_step_3(step, *args):
+    if step == 3:
+      raise _Preempted()
+    return check_finite(step, *args)
+
+  monkeypatch.setattr(loop.step_lib, "check_finite", preempt_at_step_3)
+  with pytest.raises(_Preempted):
+    loop.train_and_evaluate(config, tmp_path / "resumed")
+  monkeypatch.setattr(loop.step_lib, "check_finite", check_finite)
+  assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == ["2"]
+  resumed = loop.train_and_evaluate(config, tmp_path / "resumed")
+  assert int(resumed.step) == int(straight.step) == 4
+  assert_trees_equal(straight.params, resumed.params)
+  assert_trees_equal(straight.ema_params, resumed.ema_params)
+  assert_trees_equal(straight.opt_state, resumed.opt_state)
+  assert _data_state(tmp_path / "straight", 4) == _data_state(tmp_path / "resumed", 4) == {
+      "next_index": 4}
+  assert json.loads((tmp_path / "resumed" / "config.json").read_text())["num_train_steps"] == 4
+
+
+def test_changed_config_on_resume_keeps_the_old_config(tmp_path):
+  loop.train_and_evaluate(quiet_digits_config(1, checkpoint_every_steps=1), tmp_path)
+  loop.train_and_evaluate(quiet_digits_config(2, checkpoint_every_steps=1), tmp_path)
+  (old,) = tmp_path.glob("config.*.json")
+  assert json.loads(old.read_text())["num_train_steps"] == 1
+  assert json.loads((tmp_path / "config.json").read_text())["num_train_steps"] == 2
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
+  workdir = tmp_path / "run"
+  loop.train_and_evaluate(quiet_digits_config(4, checkpoint_every_steps=2), workdir)
+  # Damage every array file of the newest checkpoint.
+  damaged = 0
+  for f in (workdir / "checkpoints" / "4" / "state").rglob("*"):
+    if f.is_file() and f.stat().st_size > 0:
+      f.write_bytes(b"\x00garbage")
+      damaged += 1
+  assert damaged
+  caplog.set_level("WARNING")
+  state = loop.train_and_evaluate(quiet_digits_config(6, checkpoint_every_steps=2), workdir)
+  assert int(state.step) == 6
+  assert "step 4" in caplog.text and "could not be restored" in caplog.text
+  aside = list((tmp_path / "run" / "checkpoints_unreadable").glob("4-*"))
+  assert len(aside) == 1, "the unreadable checkpoint must be kept, not deleted"
+  # It resumed from step 2: the same result as an uninterrupted 6-step run.
+  straight = loop.train_and_evaluate(quiet_digits_config(6, checkpoint_every_steps=2),
+                                     tmp_path / "straight")
+  assert_trees_equal(straight.params, state.params)
+
+
+@dataclasses.dataclass(frozen=True)
+class _NaNFromStep3(ddpm.DDPM):
+  """DDPM whose loss becomes NaN from the third update on (a stand-in for a diverging run)."""
+
+  def update(self, state, batch, rng):
+    state, metrics = super().update(state, batch, rng)
+    metrics["loss"] = jnp.where(state.step >= 2, jnp.nan, metrics["loss"])
+    return state, metrics
+
+
+if "test_nan_from_step3" not in METHODS:
+  METHODS.add("test_nan_from_step3",
+              lambda config, info: _NaNFromStep3(**{f.name: getattr(ddpm.build_ddpm(config, info), f.name)
+                                                    for f in dataclasses.fields(ddpm.DDPM)}))
+
+
+def test_nan_loss_stops_the_run_and_keeps_good_checkpoints(tmp_path):
+  c = quiet_digits_config(6, checkpoint_every_steps=1)
+  c.method.name = "test_nan_from_step3"
+  with pytest.raises(NonFiniteError, match=r"step 3 produced non-finite loss.*last checkpoint \(step 2\)"):
+    loop.train_and_evaluate(c, tmp_path)
+  steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps == [1, 2]
+
+
+def test_sample_and_eval_modes_write_their_files(tmp_path):
+  c = quiet_digits_config(2, checkpoint_every_steps=2)
+  loop.train_and_evaluate(c, tmp_path)
+  npz = loop.run_sample(c, tmp_path)
+  images = np.load(npz)["images"]
+  assert images.shape == (c.sample.num_samples, 8, 8, 1) and images.dtype == np.uint8
+  assert (tmp_path / "samples" / "final_2.png").exists()
+  results = loop.run_eval(c, tmp_path)
+  assert results["num_examples"] == c.batch_size  # smoke: one evaluation batch
+  assert np.isfinite(results["loss"]) and np.isfinite(results["vlb_bpd"])
+  record = json.loads((tmp_path / "eval" / "2.json").read_text())
+  assert record["step"] == 2 and record["results"]["loss"] == pytest.approx(results["loss"])
+
+
+def test_sample_mode_without_checkpoint_says_how_to_fix(tmp_path):
+  with pytest.raises(FileNotFoundError, match="train first with --mode=train"):
+    loop.run_sample(quiet_digits_config(2), tmp_path)
