@@ -9,6 +9,7 @@ give --coordinator_address, --num_processes and --process_id explicitly.
 
 from __future__ import annotations
 
+import logging as pylogging
 import os
 
 from absl import app, flags, logging
@@ -37,10 +38,18 @@ def _hide_accelerators_from_tensorflow() -> None:
     pass  # no TensorFlow, or it already initialised its devices
 
 
+class _QuietLibraries(pylogging.Filter):
+  """Drops orbax's per-save INFO chatter (dozens of lines per checkpoint); keeps warnings."""
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    return record.levelno >= pylogging.WARNING or "/orbax/" not in record.pathname
+
+
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   _hide_accelerators_from_tensorflow()
   from gen_jax.train import sharding  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value or _COORDINATOR.value:
