@@ -29,6 +29,7 @@ feature spec, which needs no download) written to a temporary .npz and read thro
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shlex
 import statistics
@@ -186,6 +187,28 @@ def _memory_analysis(compiled) -> str | None:
     return None
 
 
+def _ynn_stats(hlo_text: str) -> tuple[int, int, int]:
+  """(YNNPACK fusions, of them holding a convolution, convolutions outside them) in HLO text.
+
+  jaxlib 0.10's CPU backend wraps ops it sends to YNNPACK in fusions whose backend config
+  kind is "__ynn_fusion"; with --xla_cpu_experimental_ynn_fusion_type=-individual_convolution
+  the convolutions should leave them (dots and reductions may stay).
+  """
+  bodies: dict[str, list[str]] = {}
+  current = None
+  for line in hlo_text.splitlines():
+    header = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
+    if header:
+      current = bodies.setdefault(header.group(1), [])
+    elif current is not None:
+      current.append(line)
+  ynn = re.findall(r"kind=kCustom, calls=%?([\w.\-]+)[^\n]*__ynn_fusion", hlo_text)
+  names = set(ynn)
+  with_conv = sum(any(" convolution(" in l for l in bodies.get(n, [])) for n in ynn)
+  outside = sum(" convolution(" in l for n, ls in bodies.items() if n not in names for l in ls)
+  return len(ynn), with_conv, outside
+
+
 def _command_line() -> str:
   env = [f"{k}={shlex.quote(os.environ[k])}" for k in ("XLA_FLAGS", "JAX_PLATFORMS",
                                                         "CUDA_VISIBLE_DEVICES")
@@ -261,25 +284,29 @@ def main(argv) -> None:
     hlo_text = compiled.as_text() or ""
     if _DUMP_HLO.value:
       Path(_DUMP_HLO.value).write_text(hlo_text)
-    ynn_fusions = hlo_text.count("__ynn_fusion")
+    ynn_fusions, ynn_convs, xla_convs = _ynn_stats(hlo_text)
     train_flops = _cost_flops(compiled)
     train_mem = _memory_analysis(compiled)
 
-    step_times = []
+    step_times, step_cpu_times = [], []
     finite = metrics = None
     for i, batch in enumerate(batches[1:]):
-      t0 = time.perf_counter()
+      t0, c0 = time.perf_counter(), time.process_time()
       state, acc, metrics, finite = compiled(state, batch, exp.loop_key, acc)
       jax.block_until_ready((state, acc, metrics, finite))
       if i >= _WARMUP.value:
         step_times.append(time.perf_counter() - t0)
+        step_cpu_times.append(time.process_time() - c0)
     last_step = int(jax.device_get(state.step))
     step_lib.check_finite(last_step, finite, metrics, None)
     final_loss = float(jax.device_get(metrics["loss"]))
     train_peak_what, train_peak = _peak_memory(devices)
 
-    # DDIM sampling with the EMA parameters, as --mode=sample does.
-    sample_fn = evaluation.make_sample_fn(exp, _SAMPLE_BATCH.value)
+    # DDIM sampling with the EMA parameters, through the jitted sampler --mode=sample uses.
+    if hasattr(exp, "sample_fn"):
+      sample_fn = exp.sample_fn(_SAMPLE_BATCH.value)
+    else:  # before the sampler moved onto Experiment
+      sample_fn = evaluation.make_sample_fn(exp, _SAMPLE_BATCH.value)
     t0 = time.perf_counter()
     sample_compiled = sample_fn.lower(state, exp.sample_key).compile()
     sample_compile_s = time.perf_counter() - t0
@@ -333,7 +360,11 @@ def main(argv) -> None:
   if train_mem:
     rows.append(("train step: XLA buffer sizes", train_mem))
   if dev.platform == "cpu":
-    rows.append(("`__ynn_fusion` in compiled train-step HLO", str(ynn_fusions)))
+    cpu_med = statistics.median(step_cpu_times)
+    rows.append(("train step: process CPU time (median; cores kept busy = CPU / wall)",
+                 f"{_fmt_s(cpu_med)} ({cpu_med / step_med:.2f} of {os.cpu_count()} cores)"))
+    rows.append(("compiled train step: YNNPACK fusions / of them with a convolution / "
+                 "convolutions left to XLA", f"{ynn_fusions} / {ynn_convs} / {xla_convs}"))
   rows += [
       ("input pipeline, host time per global batch (median, not in step time)", _fmt_s(in_med)),
       (f"peak memory after training ({train_peak_what})", _fmt_bytes(train_peak)),

@@ -66,15 +66,6 @@ def evaluate_split(exp: Experiment, state: TrainState, eval_step=None,
   return results
 
 
-def make_sample_fn(exp: Experiment, num_samples: int):
-  """Jitted (state, rng) -> SampleOutput, the samples sharded over devices when they divide."""
-  n_dev = exp.mesh.devices.size
-  out_sharding = (sharding_lib.batch_sharding(exp.mesh) if num_samples % n_dev == 0
-                  else sharding_lib.replicated(exp.mesh))
-  return jax.jit(lambda state, rng: exp.method.sample(state, rng, num_samples),
-                 in_shardings=(sharding_lib.replicated(exp.mesh),) * 2, out_shardings=out_sharding)
-
-
 def generate(exp: Experiment, state: TrainState, num_samples: int, batch_size: int,
              rng: jax.Array) -> tuple[np.ndarray, int, float]:
   """Samples `num_samples` images in batches; returns (uint8 [N,H,W,C], NFE per batch, images/s).
@@ -82,7 +73,7 @@ def generate(exp: Experiment, state: TrainState, num_samples: int, batch_size: i
   The images/s figure excludes the first batch (compilation).
   """
   batch_size = min(batch_size, num_samples)
-  sample_fn = make_sample_fn(exp, batch_size)
+  sample_fn = exp.sample_fn(batch_size)
   chunks, nfe, start, timed = [], 0, None, 0
   for i in range(math.ceil(num_samples / batch_size)):
     out = sample_fn(state, jax.random.fold_in(rng, i))

@@ -45,6 +45,7 @@ class Experiment:
   loop_key: jax.Array
   sample_key: jax.Array
   eval_key: jax.Array
+  _sample_fns: dict = dataclasses.field(default_factory=dict, repr=False)
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> "Experiment":
@@ -80,6 +81,20 @@ class Experiment:
     """A fresh state; data-dependent initialisation sees the first global batch."""
     init = jax.jit(self.method.init, out_shardings=sharding_lib.replicated(self.mesh))
     return init(self.init_key, first_batch)
+
+  def sample_fn(self, num_samples: int):
+    """Jitted (state, rng) -> SampleOutput for `num_samples` images, built once per size.
+
+    The samples are sharded over the devices when their number divides evenly.
+    """
+    if num_samples not in self._sample_fns:
+      n_dev = self.mesh.devices.size
+      out = (sharding_lib.batch_sharding(self.mesh) if num_samples % n_dev == 0
+             else sharding_lib.replicated(self.mesh))
+      self._sample_fns[num_samples] = jax.jit(
+          lambda state, rng: self.method.sample(state, rng, num_samples),
+          in_shardings=(sharding_lib.replicated(self.mesh),) * 2, out_shardings=out)
+    return self._sample_fns[num_samples]
 
   def restore(self, data_iterator: Any = None) -> tuple[TrainState, int] | None:
     """The newest readable checkpoint as (state, step), or None when there is none."""

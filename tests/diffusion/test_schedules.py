@@ -218,16 +218,18 @@ def test_v_target_formula():
   np.testing.assert_allclose(np.asarray(got)[:, 0], want, rtol=1e-5)
 
 
-def test_prediction_registry_is_extensible():
+def test_prediction_registry_is_extensible(monkeypatch):
   assert set(PREDICTIONS.names()) >= {"eps", "x0", "v"}
   # A user-defined parameterisation: the network predicts -eps.
   neg = Prediction(
       target=lambda s, x0, noise, t: -noise,
       to_x0_eps=lambda s, out, x_t, t: (diffusion.predict_x0_from_eps(s, x_t, t, -out), -out))
   name = "neg_eps_test_only"
-  if name not in PREDICTIONS:
-    PREDICTIONS.add(name, neg)
-  assert PREDICTIONS.get(name) is not None
+  # Registered for this test only (monkeypatch removes it), so other tests see the
+  # shipped registry.
+  monkeypatch.setattr(PREDICTIONS, "_entries", dict(PREDICTIONS._entries))
+  PREDICTIONS.add(name, neg)
+  assert PREDICTIONS.get(name) is neg
   with pytest.raises(ValueError, match="already registered"):
     PREDICTIONS.add("eps", neg)
   with pytest.raises(KeyError, match="eps, "):
