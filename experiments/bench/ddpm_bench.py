@@ -110,7 +110,6 @@ def _prepare_data(config, tmpdir: Path) -> str:
   d = config.data
   described = f"{d.source}" + (f" '{d.name}'" if d.source == "tfds" else "")
   reason = None
-  shape = classes = None
   if _DATA.value == "synthetic":
     reason = "--data=synthetic"
   else:
@@ -121,7 +120,7 @@ def _prepare_data(config, tmpdir: Path) -> str:
       if _DATA.value == "real":
         raise
       reason = f"tfds '{d.name}' is not prepared on this machine (offline)"
-      logging.warning("Falling back to synthetic data: %s", error)
+      logging.warning("Using synthetic data: %s", str(error).splitlines()[0])
   if d.source == "tfds":
     shape, classes = _tfds_shape(d.name)
   else:
@@ -228,7 +227,6 @@ def main(argv) -> None:
   import jax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
   from gen_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_jax.train import evaluation  # pylint: disable=g-import-not-at-top
   from gen_jax.train import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train.experiment import Experiment  # pylint: disable=g-import-not-at-top
@@ -303,10 +301,7 @@ def main(argv) -> None:
     train_peak_what, train_peak = _peak_memory(devices)
 
     # DDIM sampling with the EMA parameters, through the jitted sampler --mode=sample uses.
-    if hasattr(exp, "sample_fn"):
-      sample_fn = exp.sample_fn(_SAMPLE_BATCH.value)
-    else:  # before the sampler moved onto Experiment
-      sample_fn = evaluation.make_sample_fn(exp, _SAMPLE_BATCH.value)
+    sample_fn = exp.sample_fn(_SAMPLE_BATCH.value)
     t0 = time.perf_counter()
     sample_compiled = sample_fn.lower(state, exp.sample_key).compile()
     sample_compile_s = time.perf_counter() - t0
