@@ -72,8 +72,8 @@ def apply_gradients(
   updates, opt_state = tx.update(grads, opt_state, params)
   new_params = optax.apply_updates(params, updates)
   norms = {
-      f"{prefix}grad_norm": optax.global_norm(grads),
-      f"{prefix}param_norm": optax.global_norm(new_params),
-      f"{prefix}update_norm": optax.global_norm(updates),
+      f"{prefix}grad_norm": optax.tree.norm(grads),
+      f"{prefix}param_norm": optax.tree.norm(new_params),
+      f"{prefix}update_norm": optax.tree.norm(updates),
   }
   return new_params, opt_state, jax.tree.map(lambda x: x.astype(jnp.float32), norms)
