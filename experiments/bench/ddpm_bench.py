@@ -226,7 +226,6 @@ def main(argv) -> None:
   _hide_accelerators_from_tensorflow()
   import jax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
-  from gen_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train.experiment import Experiment  # pylint: disable=g-import-not-at-top
@@ -251,8 +250,7 @@ def main(argv) -> None:
     batch_size = config.batch_size
 
     # Input: fetch every batch the benchmark uses before timing anything.
-    train_iter, info = data_lib.build_train_iterator_from_config(
-        config.data, global_batch_size=batch_size, seed=config.seed)
+    train_iter, info = exp.train_iterator(), exp.info
     input_times, batches = [], []
     for _ in range(1 + _WARMUP.value + _STEPS.value):
       t0 = time.perf_counter()

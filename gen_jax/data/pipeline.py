@@ -252,16 +252,19 @@ def make_eval_iterator(source: Any, *, global_batch_size: int,
 
 def build_train_iterator_from_config(
     cfg: Any, *, global_batch_size: int, seed: int, process_index: int | None = None,
-    process_count: int | None = None) -> tuple[grain.DatasetIterator, sources_lib.DatasetInfo]:
+    process_count: int | None = None,
+    source_and_info: tuple[Any, sources_lib.DatasetInfo] | None = None,
+) -> tuple[grain.DatasetIterator, sources_lib.DatasetInfo]:
   """make_train_iterator over build_source(cfg, "train").
 
   Reads cfg fields random_flip, dequantize, num_threads, prefetch (plus the source fields,
-  see sources.build_source).
+  see sources.build_source). `source_and_info` reuses a source already opened by
+  build_source(cfg, "train") (opening a large folder or tfds dataset is not free).
 
   Returns:
     (iterator, info) with info describing the train split.
   """
-  source, info = sources_lib.build_source(cfg, "train")
+  source, info = source_and_info or sources_lib.build_source(cfg, "train")
   get = sources_lib.get_field
   iterator = make_train_iterator(
       source, global_batch_size=global_batch_size, seed=seed, process_index=process_index,

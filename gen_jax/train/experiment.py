@@ -40,6 +40,7 @@ class Experiment:
   mesh: Mesh
   method: Method
   info: Any
+  train_source: Any
   checkpointer: Checkpointer
   init_key: jax.Array
   loop_key: jax.Array
@@ -52,7 +53,7 @@ class Experiment:
     workdir = pathlib.Path(workdir)
     mesh = sharding_lib.make_mesh(config.trainer.num_devices)
     sharding_lib.process_batch_size(config.batch_size, mesh)  # validates divisibility
-    _, info = data_lib.build_source(config.data, "train")
+    train_source, info = data_lib.build_source(config.data, "train")
     method = build_method(config, info)
     root = jax.random.key(config.seed)
     t = config.trainer
@@ -60,9 +61,17 @@ class Experiment:
                                 keep_every=t.keep_checkpoint_every_steps or None,
                                 asynchronous=t.async_checkpointing)
     return cls(config=config, workdir=workdir, mesh=mesh, method=method, info=info,
+               train_source=train_source,
                checkpointer=checkpointer, init_key=jax.random.fold_in(root, 0),
                loop_key=jax.random.fold_in(root, 1), sample_key=jax.random.fold_in(root, 2),
                eval_key=jax.random.fold_in(root, 3))
+
+  def train_iterator(self):
+    """The training data iterator (this process's rows of each global batch)."""
+    iterator, _ = data_lib.build_train_iterator_from_config(
+        self.config.data, global_batch_size=self.config.batch_size, seed=self.config.seed,
+        source_and_info=(self.train_source, self.info))
+    return iterator
 
   def abstract_batch(self, batch_size: int | None = None) -> dict[str, jax.ShapeDtypeStruct]:
     """Shapes, dtypes and shardings of a global training batch."""

@@ -16,7 +16,6 @@ import numpy as np
 from absl import logging
 from clu import metric_writers, parameter_overview, periodic_actions
 
-from gen_jax import data as data_lib
 from gen_jax.eval import images as images_lib
 from gen_jax.train import evaluation
 from gen_jax.train import sharding as sharding_lib
@@ -39,15 +38,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=True)
 
-  train_iter, _ = data_lib.build_train_iterator_from_config(
-      config.data, global_batch_size=config.batch_size, seed=config.seed)
+  train_iter = exp.train_iterator()
   restored = exp.restore(train_iter)
   if restored is None:
-    # A separate iterator gives the first batch to data-dependent initialisation, so the
-    # training iterator (and hence the data order) is the same as after a restore.
-    init_iter, _ = data_lib.build_train_iterator_from_config(
-        config.data, global_batch_size=config.batch_size, seed=config.seed)
-    state = exp.init_state(sharding_lib.make_global_batch(next(init_iter), exp.mesh))
+    # Data-dependent initialisation sees the first batch; the iterator is then rewound so
+    # the data order is the same as after a restore.
+    position = train_iter.get_state()
+    first_batch = next(train_iter)
+    train_iter.set_state(position)
+    state = exp.init_state(sharding_lib.make_global_batch(first_batch, exp.mesh))
     start = 0
     logging.info("Initialised a new %s model in %s.", config.method.name, workdir)
   else:
