@@ -1,0 +1,177 @@
+"""Tests of the diffusers UNet2DModel importer (gen_jax.tools.import_diffusers).
+
+The fixtures in ../shared/data/diffusers_unet/ are two small diffusers checkpoints with
+fixed inputs and the outputs diffusers computed for them (see their README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from gen_jax.nets.unet import UNet
+from gen_jax.tools import import_diffusers as imp
+
+FIXTURES = ("ddpm_conventions", "diffusers_defaults")
+
+
+def _fixture(shared_data, name: str) -> pathlib.Path:
+  folder = shared_data / "diffusers_unet" / name
+  if not folder.is_dir():
+    pytest.skip(f"{folder} is absent")
+  return folder
+
+
+def _forward_errors(folder: pathlib.Path, **option_overrides) -> np.ndarray:
+  """Max abs difference [4] (one per stored timestep) of gen_jax's UNet vs diffusers'."""
+  unet_cfg, sched_cfg, weights = imp.read_folder(folder)
+  kwargs, _, _ = imp.check_supported(unet_cfg, sched_cfg)
+  net = UNet(out_channels=3, **kwargs)
+  io = np.load(folder / "io.npz")
+  x = io["x_nchw"].transpose(0, 2, 3, 1)
+  t = io["t"].astype(np.float32)
+  abstract = jax.eval_shape(lambda: net.init(jax.random.key(0), x, t, train=False))["params"]
+  params = imp.convert_weights(load_file(str(weights)), abstract, len(kwargs["ch_mult"]))
+  net = UNet(out_channels=3, **{**kwargs, **option_overrides})
+  out = np.asarray(net.apply({"params": params}, x, t, train=False))
+  ref = io["eps_nchw"].transpose(0, 2, 3, 1)
+  return np.abs(out - ref).reshape(len(t), -1).max(axis=1)
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_imported_forward_pass_equals_diffusers(shared_data, name):
+  errors = _forward_errors(_fixture(shared_data, name))
+  print(f"{name}: max abs error per timestep (0, 10, 500, 999): {errors}")
+  assert errors.shape == (4,)
+  assert np.all(errors < 1e-4), errors
+
+
+@pytest.mark.slow
+def test_each_diffusers_option_matters(shared_data):
+  """Resetting any one of the new UNet options to its default moves the output away from
+  diffusers' (by > 1e-3, or 10x the matched error for the GroupNorm epsilon, whose effect
+  on these activations is ~4e-5)."""
+  folder = _fixture(shared_data, "diffusers_defaults")
+  matched = _forward_errors(folder).max()
+  defaults = dict(norm_eps=1e-6, attn_head_dim=None, downsample_padding="same",
+                  flip_sin_to_cos=False, freq_shift=1.0)
+  for field, value in defaults.items():
+    threshold = 10 * matched if field == "norm_eps" else 1e-3
+    assert _forward_errors(folder, **{field: value}).max() > threshold, field
+
+
+def _copy_fixture(src: pathlib.Path, dst: pathlib.Path, unet=None, scheduler=None):
+  dst.mkdir()
+  (dst / imp.WEIGHTS).symlink_to(src / imp.WEIGHTS)
+  for name, changes in ((imp.UNET_CONFIG, unet), (imp.SCHEDULER_CONFIG, scheduler)):
+    cfg = json.loads((src / name).read_text())
+    cfg.update(changes or {})
+    (dst / name).write_text(json.dumps(cfg))
+  return dst
+
+
+UNSUPPORTED_UNET = dict(
+    class_embed_type="timestep",
+    down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
+    upsample_type="resnet",
+    out_channels=6,
+    cross_attention_dim=512)
+UNSUPPORTED_SCHEDULER = dict(beta_schedule="scaled_linear", variance_type="learned_range")
+
+
+def test_unsupported_config_is_refused_listing_each_field(shared_data, tmp_path):
+  folder = _copy_fixture(_fixture(shared_data, "ddpm_conventions"), tmp_path / "src",
+                         UNSUPPORTED_UNET, UNSUPPORTED_SCHEDULER)
+  workdir = tmp_path / "run"
+  with pytest.raises(imp.UnsupportedConfigError) as info:
+    imp.import_folder(folder, workdir)
+  message = str(info.value)
+  print(message)
+  for field in [*UNSUPPORTED_UNET, *UNSUPPORTED_SCHEDULER]:
+    assert f"{field}=" in message or f"{field}[" in message, field
+  assert "down_block_types[1]='CrossAttnDownBlock2D'" in message
+  assert len(info.value.problems) == len(UNSUPPORTED_UNET) + len(UNSUPPORTED_SCHEDULER)
+  assert not workdir.exists()
+
+
+def test_command_line_refuses_and_writes_nothing(shared_data, tmp_path):
+  folder = _copy_fixture(_fixture(shared_data, "ddpm_conventions"), tmp_path / "src",
+                         dict(num_class_embeds=10))
+  workdir = tmp_path / "run"
+  proc = subprocess.run(
+      [sys.executable, "-m", "gen_jax.tools.import_diffusers", str(folder),
+       f"--workdir={workdir}"], capture_output=True, text=True, timeout=300,
+      cwd=pathlib.Path(__file__).parents[2])
+  assert proc.returncode != 0
+  assert "num_class_embeds=10" in proc.stderr
+  assert not workdir.exists()
+
+
+def test_weights_that_do_not_fit_are_refused(shared_data, tmp_path):
+  folder = _fixture(shared_data, "ddpm_conventions")
+  unet_cfg, sched_cfg, weights = imp.read_folder(folder)
+  kwargs, image_shape, _ = imp.check_supported(unet_cfg, sched_cfg)
+  net = UNet(out_channels=3, **kwargs)
+  x = np.zeros((1, *image_shape), np.float32)
+  abstract = jax.eval_shape(
+      lambda: net.init(jax.random.key(0), x, np.zeros((1,), np.float32), train=False))["params"]
+  tensors = load_file(str(weights))
+  tensors["extra.weight"] = tensors.pop("conv_in.weight")
+  with pytest.raises(ValueError, match=r"no tensor 'conv_in.weight'(.|\n)*'extra.weight'"):
+    imp.convert_weights(tensors, abstract, len(kwargs["ch_mult"]))
+
+
+def _load_config_py(path: pathlib.Path):
+  spec = importlib.util.spec_from_file_location("imported_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def test_import_then_sample_with_the_real_sample_mode(shared_data, tmp_path):
+  """Imports a fixture into a new workdir and samples from it through `loop.run_sample`."""
+  from gen_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from gen_jax.train.experiment import Experiment  # pylint: disable=g-import-not-at-top
+
+  folder = _fixture(shared_data, "ddpm_conventions")
+  workdir = tmp_path / "run"
+  result = imp.import_folder(folder, workdir)
+  # The workdir's config.py (what --config gets) rebuilds the config that was written.
+  config = _load_config_py(workdir / "config.py")
+  assert config.to_json_best_effort(sort_keys=True) == result.config.to_json_best_effort(
+      sort_keys=True)
+  assert json.loads((workdir / "config.json").read_text())["model"]["norm_eps"] == 1e-6
+  assert config.sample.sampler == "ancestral" and config.sample.ancestral.variance == (
+      "fixed_small")
+
+  # The checkpoint restores through the trainer with params = EMA params = the weights.
+  exp = Experiment.create(config, workdir)
+  state, step = exp.restore_or_fail()
+  exp.checkpointer.close()
+  assert step == 0
+  weights = load_file(str(folder / imp.WEIGHTS))
+  np.testing.assert_array_equal(state.ema_params["conv_in"]["kernel"],
+                                weights["conv_in.weight"].transpose(2, 3, 1, 0))
+  jax.tree.map(np.testing.assert_array_equal, state.params, state.ema_params)
+
+  config.sample.num_samples = 2
+  config.sample.batch_size = 2
+  config.sample.sampler = "ddim"
+  config.sample.ddim.num_steps = 2
+  npz = loop.run_sample(config, workdir)
+  images = np.load(npz)["images"]
+  assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8
+  assert images.std() > 0
+
+  with pytest.raises(FileExistsError, match="already holds checkpoints"):
+    imp.import_folder(folder, workdir)
