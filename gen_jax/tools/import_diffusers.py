@@ -333,7 +333,7 @@ def convert_weights(tensors: Mapping[str, np.ndarray], abstract_params: Any,
       errors.append(f"{name}: shape {array.shape} (after transposing) but "
                     f"{'/'.join(path)} has {tuple(leaf.shape)}")
       continue
-    out[path] = jnp.asarray(array)
+    out[path] = array
   errors += [f"tensor {name!r} has no gen_jax parameter" for name in sorted(remaining)]
   if errors:
     raise ValueError(f"The weights in {source} do not fit the UNet built from its config:\n"
@@ -457,7 +457,8 @@ def import_folder(folder: str | pathlib.Path, workdir: str | pathlib.Path) -> Im
   abstract = jax.eval_shape(method.init, jax.random.key(config.seed), batch)
   params = convert_weights(load_file(str(weights_path)), abstract.params,
                            len(kwargs["ch_mult"]), str(weights_path))
-  state = TrainState.create(params, method.optimizer.init(params))
+  # One jit instead of hundreds of eager dispatches for the optimiser's zeros.
+  state = jax.jit(lambda p: TrainState.create(p, method.optimizer.init(p)))(params)
   if jax.tree.structure(state) != jax.tree.structure(abstract):
     raise AssertionError("the imported state does not have the structure of method.init's")
 

@@ -138,40 +138,58 @@ def _load_config_py(path: pathlib.Path):
   return module.get_config()
 
 
-def test_import_then_sample_with_the_real_sample_mode(shared_data, tmp_path):
-  """Imports a fixture into a new workdir and samples from it through `loop.run_sample`."""
-  from gen_jax.train import loop  # pylint: disable=g-import-not-at-top
-  from gen_jax.train.experiment import Experiment  # pylint: disable=g-import-not-at-top
-
+@pytest.fixture
+def imported(shared_data, tmp_path):
+  """(fixture folder, import result) of ddpm_conventions imported into a new workdir."""
   folder = _fixture(shared_data, "ddpm_conventions")
-  workdir = tmp_path / "run"
-  result = imp.import_folder(folder, workdir)
-  # The workdir's config.py (what --config gets) rebuilds the config that was written.
+  return folder, imp.import_folder(folder, tmp_path / "run")
+
+
+def test_import_writes_a_gen_jax_workdir(imported):
+  """config.json, the config.py that --config gets (rebuilding the same config) and a
+  checkpoint whose params and EMA params are the diffusers weights."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  folder, result = imported
+  workdir = result.workdir
   config = _load_config_py(workdir / "config.py")
-  assert config.to_json_best_effort(sort_keys=True) == result.config.to_json_best_effort(
-      sort_keys=True)
-  assert json.loads((workdir / "config.json").read_text())["model"]["norm_eps"] == 1e-6
+  assert json.loads(config.to_json_best_effort()) == json.loads(
+      (workdir / "config.json").read_text()) == json.loads(result.config.to_json_best_effort())
+  assert config.model.norm_eps == 1e-6 and config.model.downsample_padding == "same"
+  assert config.model.attn_resolutions == (8,) and config.model.ch_mult == (1, 1, 2, 2)
+  assert config.method.beta_schedule == "linear" and config.method.num_timesteps == 1000
   assert config.sample.sampler == "ancestral" and config.sample.ancestral.variance == (
-      "fixed_small")
+      "fixed_small") and config.sample.clip_x0
 
-  # The checkpoint restores through the trainer with params = EMA params = the weights.
-  exp = Experiment.create(config, workdir)
-  state, step = exp.restore_or_fail()
-  exp.checkpointer.close()
-  assert step == 0
+  raw = ocp.StandardCheckpointer().restore(workdir / "checkpoints" / "0" / "state")
   weights = load_file(str(folder / imp.WEIGHTS))
-  np.testing.assert_array_equal(state.ema_params["conv_in"]["kernel"],
-                                weights["conv_in.weight"].transpose(2, 3, 1, 0))
-  jax.tree.map(np.testing.assert_array_equal, state.params, state.ema_params)
-
-  config.sample.num_samples = 2
-  config.sample.batch_size = 2
-  config.sample.sampler = "ddim"
-  config.sample.ddim.num_steps = 2
-  npz = loop.run_sample(config, workdir)
-  images = np.load(npz)["images"]
-  assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8
-  assert images.std() > 0
+  for tree in (raw["params"], raw["ema_params"]):
+    np.testing.assert_array_equal(tree["conv_in"]["kernel"],
+                                  weights["conv_in.weight"].transpose(2, 3, 1, 0))
+    # diffusers counts up blocks from the bottom: up_blocks.2 is gen_jax's level 1.
+    np.testing.assert_array_equal(tree["up_1_attn_1"]["q"]["kernel"],
+                                  weights["up_blocks.2.attentions.1.to_q.weight"].T)
+  meta = json.loads((workdir / "checkpoints" / "0" / "meta" / "metadata").read_text())
+  assert meta["imported_from"] == str(folder.absolute()) and meta["step"] == 0
 
   with pytest.raises(FileExistsError, match="already holds checkpoints"):
     imp.import_folder(folder, workdir)
+
+
+@pytest.mark.slow
+def test_import_then_sample_with_the_real_sample_mode(imported):
+  """Samples from the imported workdir through `loop.run_sample` (what --mode=sample runs).
+
+  Slow: ~60 s on 2 loaded cores, mostly compiling the 4-level UNet.
+  """
+  from gen_jax.train import loop  # pylint: disable=g-import-not-at-top
+
+  _, result = imported
+  config = _load_config_py(result.workdir / "config.py")
+  config.sample.num_samples = 2
+  config.sample.batch_size = 2
+  config.sample.sampler = "ddim"
+  config.sample.ddim.num_steps = 1
+  images = np.load(loop.run_sample(config, result.workdir))["images"]
+  assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8
+  assert images.std() > 0
