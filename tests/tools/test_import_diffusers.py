@@ -6,11 +6,10 @@ fixed inputs and the outputs diffusers computed for them (see their README).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
+import math
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -193,3 +192,31 @@ def test_import_then_sample_with_the_real_sample_mode(imported):
   images = np.load(loop.run_sample(config, result.workdir))["images"]
   assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8
   assert images.std() > 0
+
+
+def _diffusers_cosine_betas(steps: int, max_beta: float = 0.999) -> np.ndarray:
+  """diffusers' betas_for_alpha_bar (beta_schedule="squaredcos_cap_v2"), in NumPy."""
+  abar = lambda t: math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+  return np.array([min(1 - abar((i + 1) / steps) / abar(i / steps), max_beta)
+                   for i in range(steps)])
+
+
+def test_scheduler_mapping():
+  """Schedules gen_jax has are mapped onto their registered names (same betas); others and
+  mismatched linear end points are refused."""
+  from gen_jax.diffusion.schedules import BETA_SCHEDULES  # pylint: disable=g-import-not-at-top
+  problems = []
+  cosine = imp.method_settings(dict(beta_schedule="squaredcos_cap_v2", num_train_timesteps=400,
+                                    prediction_type="v_prediction", variance_type="fixed_large",
+                                    clip_sample=False), problems)
+  assert not problems
+  assert cosine == dict(num_timesteps=400, beta_schedule="cosine", prediction="v",
+                        variance="fixed_large", clip_x0=False)
+  np.testing.assert_allclose(BETA_SCHEDULES.get("cosine")(400), _diffusers_cosine_betas(400),
+                             rtol=1e-10)
+  linear = imp.method_settings(dict(num_train_timesteps=500, beta_start=2e-4, beta_end=0.04,
+                                    prediction_type="sample"), problems)
+  assert not problems and linear["beta_schedule"] == "linear" and linear["prediction"] == "x0"
+  np.testing.assert_allclose(BETA_SCHEDULES.get("linear")(500), np.linspace(2e-4, 0.04, 500))
+  imp.method_settings(dict(beta_end=0.012), problems)
+  assert len(problems) == 1 and "beta_end=0.012" in problems[0]
