@@ -9,8 +9,9 @@ Inputs are what `train.evaluation.generate` returns and what data sources hold: 
 images [B, H, W, C], or float32 vectors [B, D] for vector data (toy2d).
 
   inception   the FID Inception-v3 (`gen_jax.eval.inception`), pool3 (2048) + logits (1008,
-              without the fc bias, as the original IS code), from the converted weights file `eval.inception_weights` (checked against
-              `eval.inception_sha256` when set), preprocessing `eval.inception_resize`.
+              without the fc bias, as the original IS code), from the converted weights
+              file `eval.inception_weights` (checked against `eval.inception_sha256` when
+              set), preprocessing `eval.inception_resize`.
   classifier  the EMA parameters of a `classifier` run (`eval.classifier_workdir`, its
               latest checkpoint): penultimate features + logits, on x / 127.5 - 1.
   identity    the data itself (images flattened to x / 127.5 - 1): the Frechet distance in
