@@ -42,7 +42,9 @@ def _forward_errors(folder: pathlib.Path, **option_overrides) -> np.ndarray:
   abstract = jax.eval_shape(lambda: net.init(jax.random.key(0), x, t, train=False))["params"]
   params = imp.convert_weights(load_file(str(weights)), abstract, len(kwargs["ch_mult"]))
   net = UNet(out_channels=3, **{**kwargs, **option_overrides})
-  out = np.asarray(net.apply({"params": params}, x, t, train=False))
+  # Full float32 matmuls and convolutions also on GPUs, whose default may be TF32.
+  with jax.default_matmul_precision("float32"):
+    out = np.asarray(net.apply({"params": params}, x, t, train=False))
   ref = io["eps_nchw"].transpose(0, 2, 3, 1)
   return np.abs(out - ref).reshape(len(t), -1).max(axis=1)
 
