@@ -25,6 +25,7 @@ _REQUIRES = [
     "numpy>=2.0",
     "Pillow>=10.0",
     "scikit-learn>=1.5",  # ships the embedded default dataset (8x8 handwritten digits)
+    "safetensors>=0.8.0",  # reads published diffusers weights (gen_jax.tools.import_diffusers)
 ]
 
 setuptools.setup(

@@ -8,9 +8,10 @@ An extractor maps a host batch of samples to features, sharded over the mesh's d
 Inputs are what `train.evaluation.generate` returns and what data sources hold: uint8
 images [B, H, W, C], or float32 vectors [B, D] for vector data (toy2d).
 
-  inception   the FID Inception-v3 (`gen_jax.eval.inception`), pool3 (2048) + logits (1008),
-              from the converted weights file `eval.inception_weights` (checked against
-              `eval.inception_sha256` when set), preprocessing `eval.inception_resize`.
+  inception   the FID Inception-v3 (`gen_jax.eval.inception`), pool3 (2048) + logits (1008,
+              without the fc bias, as the original IS code), from the converted weights
+              file `eval.inception_weights` (checked against `eval.inception_sha256` when
+              set), preprocessing `eval.inception_resize`.
   classifier  the EMA parameters of a `classifier` run (`eval.classifier_workdir`, its
               latest checkpoint): penultimate features + logits, on x / 127.5 - 1.
   identity    the data itself (images flattened to x / 127.5 - 1): the Frechet distance in
@@ -39,6 +40,11 @@ import numpy as np
 from gen_jax.registry import Registry
 
 FEATURE_EXTRACTORS: Registry[Callable[..., "FeatureExtractor"]] = Registry("feature extractor")
+
+# Recorded in the inception protocol (and so in eval/<step>.json and statistics files):
+# results made before it was added used the logits WITH the fc bias for IS. FID, KID and
+# precision/recall read pool3 only and are unaffected, so it is not a compared field.
+INCEPTION_IS_LOGITS = "pool3 @ fc.kernel, no fc bias (1008-way)"
 
 
 @dataclasses.dataclass
@@ -143,7 +149,8 @@ def inception_extractor(cfg: Any, image_shape: tuple[int, ...], mesh) -> Feature
   resize = cfg.get("inception_resize", "tf1")
   protocol = {"feature_extractor": "inception_fid_2015_12_05", "weights_sha256": checksum,
               "preprocessing": f"uint8 -> bilinear {resize} to 299 -> [-1, 1]",
-              "layer": "pool3", "input_shape": list(image_shape)}
+              "layer": "pool3", "input_shape": list(image_shape),
+              "is_logits": INCEPTION_IS_LOGITS}
   return FeatureExtractor("inception", protocol, inception.POOL_DIM, True,
                           inception.make_apply_fn(resize), variables, mesh,
                           batch_size=int(cfg.get("feature_batch_size", 0) or 200))

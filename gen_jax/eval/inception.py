@@ -12,6 +12,14 @@ not torchvision's Inception-v3; its quirks (as in pytorch-fid's FIDInception* bl
 * the classifier has 1008 outputs (pool3 -> `fc`, with a bias); every BatchNorm has
   epsilon 1e-3; convolutions have no bias.
 
+The "logits" this module returns are pool3 @ fc.kernel WITHOUT the fc bias (the bias stays
+in the weights file, unused): the original Inception Score code (openai/improved-gan,
+`inception_score/model.py`, which multiplies pool_3 by the softmax MatMul's weight only)
+and the common reimplementations (torch-fidelity's `logits_unbiased`, StyleGAN3's
+`no_output_bias=True`) compute IS from these, so only they give IS values comparable with
+published ones. (gen_jax before this change used the biased logits; the extractor protocol
+records the choice as `is_logits`.)
+
 Preprocessing (`preprocess`): uint8 images -> float -> bilinear resize to 299x299 -> scale to
 [-1, 1]. Two interpolations are offered and recorded in the protocol:
   "tf1"     the reference graph's own `ResizeBilinear` (TF1, align_corners=False, no
@@ -180,7 +188,8 @@ class FIDInceptionV3(nn.Module):
   """The FID Inception-v3 trunk.
 
   Input: preprocessed images [B, 299, 299, 3] in [-1, 1] (see `preprocess`).
-  Output: {"pool": float32 [B, 2048] (pool3), "logits": float32 [B, 1008]}.
+  Output: {"pool": float32 [B, 2048] (pool3), "logits": float32 [B, 1008]}, the logits
+  being pool3 @ fc.kernel without the fc bias (see the module docstring).
   """
 
   @nn.compact
@@ -207,7 +216,9 @@ class FIDInceptionV3(nn.Module):
     x = InceptionE(name="Mixed_7b")(x)
     x = InceptionE(max_pool=True, name="Mixed_7c")(x)
     pool = jnp.mean(x, axis=(1, 2))  # pool3: 8x8 average
-    logits = nn.Dense(NUM_LOGITS, name="fc")(pool)
+    fc = nn.Dense(NUM_LOGITS, name="fc")
+    fc(pool)  # creates fc/kernel and fc/bias: the converted weights file holds both
+    logits = jnp.dot(pool, fc.variables["params"]["kernel"], precision=jax.lax.Precision.HIGHEST)
     return {"pool": pool, "logits": logits}
 
 
@@ -388,7 +399,10 @@ def load_weights(path: str | os.PathLike, expected_sha256: str | None = None
 
 
 def make_apply_fn(resize: str = "tf1"):
-  """(variables, uint8 images [B, H, W, C]) -> {"pool" [B, 2048], "logits" [B, 1008]}."""
+  """(variables, uint8 images [B, H, W, C]) -> {"pool" [B, 2048], "logits" [B, 1008]}.
+
+  "logits" are pool3 @ fc.kernel without the fc bias (the Inception Score's input).
+  """
   module = FIDInceptionV3()
 
   def apply(variables, images):

@@ -15,7 +15,9 @@ data; see `gen_jax.eval.features`).
   of `subset_size` rows of each set (without replacement):
     MMD^2_u = 1/(m(m-1)) sum_{i!=j} [k(x_i,x_j) + k(y_i,y_j)] - 2/m^2 sum_{i,j} k(x_i,y_j).
 * Inception Score (Salimans et al. 2016): exp(E_y KL(p(c|y) || p(c))), mean and standard
-  deviation over `splits` disjoint splits, in float64.
+  deviation over `splits` disjoint splits, in float64. With the Inception extractor the
+  logits are pool3 @ fc.kernel without the fc bias (1008-way), as in the original code
+  (openai/improved-gan) and torch-fidelity / StyleGAN3; see `gen_jax.eval.inception`.
 * Precision / recall (Kynkaenniemi et al. 2019): each point's ball reaches its k-th nearest
   neighbour within its own set; precision = fraction of generated points inside some real
   ball, recall = fraction of real points inside some generated ball.

@@ -33,17 +33,23 @@ default_init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
 zero_init = nn.initializers.zeros
 
 
-def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10000.0) -> jax.Array:
+def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10000.0, *,
+                       flip_sin_to_cos: bool = False, freq_shift: float = 1.0) -> jax.Array:
   """Sinusoidal embedding of (possibly non-integer) timesteps, as in DDPM.
 
-  Frequencies are `max_period ** (-i / (half - 1))` for i = 0..half-1 with `half = dim // 2`,
-  and the output is `[sin(t * f), cos(t * f)]` (DDPM's `get_timestep_embedding`, the
-  Transformer position encoding of Vaswani et al. 2017). An odd `dim` gets one zero column.
+  Frequencies are `max_period ** (-i / (half - freq_shift))` for i = 0..half-1 with
+  `half = dim // 2`, and the output is `[sin(t * f), cos(t * f)]` (DDPM's
+  `get_timestep_embedding`, the Transformer position encoding of Vaswani et al. 2017), or
+  `[cos(t * f), sin(t * f)]` with `flip_sin_to_cos`. An odd `dim` gets one zero column.
+  The defaults are DDPM's; diffusers' `Timesteps(dim, flip_sin_to_cos, downscale_freq_shift)`
+  is the same function with its own two settings.
 
   Args:
     t: [B] float (or int) timesteps / noise levels; any scale, e.g. 999 * continuous time.
     dim: embedding width, >= 2.
     max_period: the longest period (lowest frequency) of the sinusoids.
+    flip_sin_to_cos: put the cosines first.
+    freq_shift: the denominator of the exponent is `half - freq_shift` (at least 1).
 
   Returns:
     [B, dim] float32 embedding.
@@ -54,10 +60,11 @@ def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10000.0) -> j
   if dim < 2:
     raise ValueError(f"timestep_embedding needs dim >= 2, got {dim}.")
   half = dim // 2
-  exponent = jnp.arange(half, dtype=jnp.float32) / max(half - 1, 1)
+  exponent = jnp.arange(half, dtype=jnp.float32) / max(half - freq_shift, 1)
   freqs = jnp.exp(-math.log(max_period) * exponent)
   args = t.astype(jnp.float32)[:, None] * freqs[None, :]
-  emb = jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=1)
+  waves = [jnp.cos(args), jnp.sin(args)] if flip_sin_to_cos else [jnp.sin(args), jnp.cos(args)]
+  emb = jnp.concatenate(waves, axis=1)
   if dim % 2:
     emb = jnp.pad(emb, ((0, 0), (0, 1)))
   return emb
@@ -121,8 +128,10 @@ def downsample_2d(x: jax.Array, fir: bool = False, kernel: tuple[float, ...] = F
 
 
 def group_norm(channels: int, num_groups: int, *, dtype: Dtype, name: str,
-               owner: str = "") -> nn.GroupNorm:
+               owner: str = "", epsilon: float = 1e-6) -> nn.GroupNorm:
   """A GroupNorm over `channels` with min(num_groups, channels) groups (DDPM uses 32).
+
+  `epsilon` is added to the variance (DDPM 1e-6; PyTorch's and diffusers' default 1e-5).
 
   Raises:
     ValueError: if that group count does not divide `channels`; `owner` (the calling
@@ -135,7 +144,7 @@ def group_norm(channels: int, num_groups: int, *, dtype: Dtype, name: str,
         f"GroupNorm{where}: {channels} channels are not divisible into {groups} groups "
         f"(num_groups={num_groups}). Choose num_groups dividing every channel count of the "
         f"network (including concatenated skip channels), or change the channel widths.")
-  return nn.GroupNorm(num_groups=groups, epsilon=1e-6, dtype=dtype, name=name)
+  return nn.GroupNorm(num_groups=groups, epsilon=epsilon, dtype=dtype, name=name)
 
 
 class ResnetBlock(nn.Module):
@@ -154,6 +163,7 @@ class ResnetBlock(nn.Module):
       or [B, H/2, W/2, .], and the skip branch always gets a 1x1 convolution.
     fir: resample with the FIR kernel [1, 3, 3, 1] instead of nearest / average pooling.
     dtype: computation dtype.
+    norm_eps: GroupNorm epsilon.
   """
   out_channels: int | None = None
   dropout: float = 0.0
@@ -162,6 +172,7 @@ class ResnetBlock(nn.Module):
   resample: str = "none"
   fir: bool = False
   dtype: Dtype = jnp.float32
+  norm_eps: float = 1e-6
 
   @nn.compact
   def __call__(self, x: jax.Array, emb: jax.Array | None, *, train: bool) -> jax.Array:
@@ -186,7 +197,8 @@ class ResnetBlock(nn.Module):
     if self.resample not in ("none", "up", "down"):
       raise ValueError(f"{self.name}: resample must be 'none', 'up' or 'down', got "
                        f"{self.resample!r}.")
-    h = group_norm(in_ch, self.num_groups, dtype=self.dtype, name="norm1", owner=self.name)(x)
+    h = group_norm(in_ch, self.num_groups, dtype=self.dtype, name="norm1", owner=self.name,
+                   epsilon=self.norm_eps)(x)
     h = jax.nn.swish(h)
     if self.resample == "up":
       h, x = upsample_2d(h, self.fir), upsample_2d(x, self.fir)
@@ -200,7 +212,8 @@ class ResnetBlock(nn.Module):
       e = nn.Dense(out_ch, dtype=self.dtype, kernel_init=default_init,
                    name="emb_proj")(jax.nn.swish(emb))
       h = h + e[:, None, None, :]
-    h = group_norm(out_ch, self.num_groups, dtype=self.dtype, name="norm2", owner=self.name)(h)
+    h = group_norm(out_ch, self.num_groups, dtype=self.dtype, name="norm2", owner=self.name,
+                   epsilon=self.norm_eps)(h)
     h = jax.nn.swish(h)
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = conv(out_ch, 3, zero_init, "conv2")(h)
@@ -225,11 +238,13 @@ class AttentionBlock(nn.Module):
     num_groups: maximal GroupNorm group count.
     skip_rescale: divide the residual sum by sqrt(2) (NCSN++/DDPM++).
     dtype: computation dtype (the softmax is computed in float32).
+    norm_eps: GroupNorm epsilon.
   """
   num_heads: int = 1
   num_groups: int = 32
   skip_rescale: bool = False
   dtype: Dtype = jnp.float32
+  norm_eps: float = 1e-6
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -243,7 +258,8 @@ class AttentionBlock(nn.Module):
     head_dim = ch // self.num_heads
     dense = lambda init, name: nn.Dense(ch, dtype=self.dtype, kernel_init=init, name=name)
 
-    h = group_norm(ch, self.num_groups, dtype=self.dtype, name="norm", owner=self.name)(x)
+    h = group_norm(ch, self.num_groups, dtype=self.dtype, name="norm", owner=self.name,
+                   epsilon=self.norm_eps)(x)
     h = h.reshape(b, height * width, ch)
     split = lambda a: a.reshape(b, height * width, self.num_heads, head_dim)
     q = split(dense(default_init, "q")(h))
@@ -260,19 +276,30 @@ class AttentionBlock(nn.Module):
     return out
 
 
+DOWNSAMPLE_PADDINGS = ("same", "symmetric")
+
+
 class Downsample(nn.Module):
   """Halves H and W: a stride-2 3x3 convolution, or 2x2 average pooling without a conv.
 
-  With even H, W the 'SAME' padding pads one row/column at the bottom/right only, as DDPM.
+  The convolution's padding: "same" (with even H, W one row/column at the bottom/right
+  only, as DDPM's TensorFlow code and diffusers' `downsample_padding=0`), or "symmetric"
+  (one on every side, diffusers' `downsample_padding=1`). Both give H/2 x W/2 outputs for
+  even H, W, but sample the input on grids shifted by one pixel.
   """
   with_conv: bool = True
   dtype: Dtype = jnp.float32
+  padding: str = "same"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Maps [B, H, W, C] to [B, H/2, W/2, C]."""
+    if self.padding not in DOWNSAMPLE_PADDINGS:
+      raise ValueError(f"{self.name}: padding must be one of {DOWNSAMPLE_PADDINGS}, got "
+                       f"{self.padding!r}.")
     if self.with_conv:
-      return nn.Conv(x.shape[-1], (3, 3), strides=(2, 2), dtype=self.dtype,
+      padding = "SAME" if self.padding == "same" else ((1, 1), (1, 1))
+      return nn.Conv(x.shape[-1], (3, 3), strides=(2, 2), padding=padding, dtype=self.dtype,
                      kernel_init=default_init, name="conv")(x)
     return nn.avg_pool(x, (2, 2), strides=(2, 2))
 

@@ -6,6 +6,10 @@ defaults are the 35.7M-parameter CIFAR-10 model (arXiv:2006.11239, Appendix B). 
 class conditioning adds a learned label embedding to the time embedding; the extra label
 `num_classes` is the "null" label of classifier-free guidance (Ho & Salimans 2022,
 arXiv:2207.12598).
+
+The options after `dtype` select the conventions of other implementations of the same
+network (diffusers' `UNet2DModel`, see `gen_jax/tools/import_diffusers.py`); their defaults
+are DDPM's and leave the parameter tree unchanged (no option adds or renames a parameter).
 """
 
 from __future__ import annotations
@@ -42,9 +46,16 @@ class UNet(nn.Module):
     out_channels: output channels; None means the input's channel count.
     resamp_with_conv: use convolutions in Downsample / Upsample.
     num_groups: maximal GroupNorm group count.
-    num_heads: attention heads.
+    num_heads: attention heads (ignored when attn_head_dim is set).
     skip_rescale: divide residual sums by sqrt(2) (NCSN++/DDPM++ style).
     dtype: computation dtype; parameters and the output are float32.
+    norm_eps: epsilon of every GroupNorm (DDPM 1e-6; diffusers' default 1e-5).
+    attn_head_dim: when set, each attention block has C // attn_head_dim heads of this
+      width (diffusers' `attention_head_dim`); None: `num_heads` heads everywhere.
+    downsample_padding: "same" (pad bottom/right, DDPM) or "symmetric" (pad every side,
+      diffusers' `downsample_padding=1`) for the stride-2 convolutions.
+    flip_sin_to_cos: time embedding [cos, sin] instead of DDPM's [sin, cos].
+    freq_shift: time-embedding frequencies 10000 ** (-i / (ch / 2 - freq_shift)); DDPM 1.
   """
   ch: int = 128
   ch_mult: Sequence[int] = (1, 2, 2, 2)
@@ -58,6 +69,11 @@ class UNet(nn.Module):
   num_heads: int = 1
   skip_rescale: bool = False
   dtype: Dtype = jnp.float32
+  norm_eps: float = 1e-6
+  attn_head_dim: int | None = None
+  downsample_padding: str = "same"
+  flip_sin_to_cos: bool = False
+  freq_shift: float = 1.0
 
   def _check_inputs(self, x: jax.Array, t: jax.Array, y: jax.Array | None) -> None:
     if x.ndim != 4:
@@ -112,16 +128,25 @@ class UNet(nn.Module):
     def resnet(out_ch: int, name: str) -> layers.ResnetBlock:
       return layers.ResnetBlock(
           out_channels=out_ch, dropout=self.dropout, num_groups=self.num_groups,
-          skip_rescale=self.skip_rescale, dtype=self.dtype, name=name)
+          skip_rescale=self.skip_rescale, dtype=self.dtype, norm_eps=self.norm_eps,
+          name=name)
 
-    def attention(name: str) -> layers.AttentionBlock:
+    def attention(channels: int, name: str) -> layers.AttentionBlock:
+      heads = self.num_heads
+      if self.attn_head_dim is not None:
+        if channels % self.attn_head_dim:
+          raise ValueError(
+              f"UNet {name}: {channels} channels are not a multiple of "
+              f"attn_head_dim={self.attn_head_dim}.")
+        heads = channels // self.attn_head_dim
       return layers.AttentionBlock(
-          num_heads=self.num_heads, num_groups=self.num_groups,
-          skip_rescale=self.skip_rescale, dtype=self.dtype, name=name)
+          num_heads=heads, num_groups=self.num_groups, skip_rescale=self.skip_rescale,
+          dtype=self.dtype, norm_eps=self.norm_eps, name=name)
 
     dense = lambda feats, name: nn.Dense(
         feats, dtype=self.dtype, kernel_init=layers.default_init, name=name)
-    emb = layers.timestep_embedding(t, self.ch)
+    emb = layers.timestep_embedding(t, self.ch, flip_sin_to_cos=self.flip_sin_to_cos,
+                                    freq_shift=self.freq_shift)
     emb = dense(emb_dim, "time_dense_0")(emb)
     emb = dense(emb_dim, "time_dense_1")(jax.nn.swish(emb))
     if self.num_classes > 0:
@@ -137,15 +162,16 @@ class UNet(nn.Module):
         h = resnet(self.ch * self.ch_mult[level], f"down_{level}_block_{block}")(
             hs[-1], emb, train=train)
         if h.shape[1] in self.attn_resolutions:
-          h = attention(f"down_{level}_attn_{block}")(h)
+          h = attention(h.shape[-1], f"down_{level}_attn_{block}")(h)
         hs.append(h)
       if level != num_levels - 1:
         hs.append(layers.Downsample(self.resamp_with_conv, dtype=self.dtype,
+                                    padding=self.downsample_padding,
                                     name=f"down_{level}_downsample")(hs[-1]))
 
     h = hs[-1]
     h = resnet(h.shape[-1], "mid_block_1")(h, emb, train=train)
-    h = attention("mid_attn")(h)
+    h = attention(h.shape[-1], "mid_attn")(h)
     h = resnet(h.shape[-1], "mid_block_2")(h, emb, train=train)
 
     for level in reversed(range(num_levels)):
@@ -154,14 +180,14 @@ class UNet(nn.Module):
         h = resnet(self.ch * self.ch_mult[level], f"up_{level}_block_{block}")(
             h, emb, train=train)
         if h.shape[1] in self.attn_resolutions:
-          h = attention(f"up_{level}_attn_{block}")(h)
+          h = attention(h.shape[-1], f"up_{level}_attn_{block}")(h)
       if level != 0:
         h = layers.Upsample(self.resamp_with_conv, dtype=self.dtype,
                             name=f"up_{level}_upsample")(h)
     assert not hs, "every skip activation must be consumed"
 
     h = layers.group_norm(h.shape[-1], self.num_groups, dtype=self.dtype, name="norm_out",
-                          owner="UNet output")(h)
+                          owner="UNet output", epsilon=self.norm_eps)(h)
     h = conv3(out_channels, layers.zero_init, "conv_out")(jax.nn.swish(h))
     return h.astype(jnp.float32)
 

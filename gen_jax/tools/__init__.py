@@ -1,0 +1,1 @@
+"""Command-line tools around a run directory (e.g. importing published weights)."""
