@@ -117,9 +117,9 @@ def _diagnose_overrides(argv: list[str]) -> None:
   files = _flag_values(argv, "config")
   if not files:
     return
-  path, _, arg = files[-1].partition(":")
+  config_file, _, arg = files[-1].partition(":")
   try:
-    spec = importlib.util.spec_from_file_location("_gen_jax_config_check", path)
+    spec = importlib.util.spec_from_file_location("_gen_jax_config_check", config_file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config(arg) if arg else module.get_config()
@@ -149,8 +149,8 @@ def parse_flags(argv: list[str]) -> list[str]:
       rest = flags.FLAGS(argv)
     except Exception as error:  # pylint: disable=broad-except
       _diagnose_overrides(argv)
-      if isinstance(error, flags.Error):
-        raise UserError(str(error).strip().splitlines()[0]) from None
+      if isinstance(error, flags.Error):  # one line, except a config file's own traceback
+        raise UserError(str(error).strip()) from None
       raise
     config = _CONFIG.value
     try:
