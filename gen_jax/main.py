@@ -134,10 +134,10 @@ def _diagnose_overrides(argv: list[str]) -> None:
 
 def validate_config(config) -> None:
   """Checks enumerated and registry-backed fields; raises ConfigError listing allowed values."""
-  choices = dict(config_common.CHOICES)
-  for path, (module, attribute) in _REGISTRY_FIELDS.items():
-    choices[path] = tuple(getattr(importlib.import_module(module), attribute))
-  config_common.check_choices(config, choices)
+  config_common.check_choices(config, config_common.CHOICES)  # before the slow imports
+  config_common.check_choices(config, {
+      path: tuple(getattr(importlib.import_module(module), attribute))
+      for path, (module, attribute) in _REGISTRY_FIELDS.items()})
 
 
 def parse_flags(argv: list[str]) -> list[str]:
