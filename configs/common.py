@@ -6,10 +6,16 @@ as `arg`. Every config supports `smoke`: a few steps of a tiny model that run in
 on a CPU, used by the test suite to run every config for real.
 
 The returned ConfigDict is locked: overriding or setting a field that does not exist
-(e.g. a typo like --config.optim.learing_rate) is an error naming the field.
+(e.g. a typo like --config.optim.learing_rate) is an error naming the field. The helpers
+at the end turn such mistakes into one-line `ConfigError`s: `check_field_path` (an
+unknown dotted path, with the closest existing fields) and `check_choices` (a value
+outside an enumerated field's allowed values, listed in `CHOICES`).
 """
 
 from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable, Mapping
 
 import ml_collections
 from ml_collections import config_dict
@@ -94,8 +100,14 @@ def base_config() -> ml_collections.ConfigDict:
       inception_resize="tf1",  # tf1 (the TF FID graph's ResizeBilinear) | pytorch
       classifier_workdir="",  # a configs/classifier/* run, for feature_extractor="classifier"
       reference_stats="",  # .npz from --mode=stats ("": computed from the data and cached)
+      # gen_jax (a --mode=stats file) | ttur (TTUR's fid_stats_*.npz: mu, sigma) | adm
+      # (guided-diffusion/EDM reference batch .npz: mu, sigma): external files serve FID only.
+      reference_stats_format="gen_jax",
+      reference_stats_protocol="",  # ttur/adm: how that file was made (required, recorded)
       reference_split="train",  # train | eval: the split the reference statistics describe
       reference_count=0,  # examples of that split (0: all)
+      # Accept a reference file whose dataset/split/count differs from the fields above.
+      allow_protocol_differences=False,
       kid_subsets=100,
       kid_subset_size=1000,
       is_splits=10,
@@ -137,3 +149,85 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.num_threads = 1
   c.data.prefetch = 2
   return c
+
+
+# ----------------------------------------------------------------------------------------
+# Validation: one-line errors for unknown fields and enumerated values.
+
+# Enumerated fields whose allowed values are fixed here (registry-backed fields, such as
+# method.name or data.source, are checked against their registries by gen_jax.main).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "eval.reference_split": ("train", "eval"),
+    "eval.reference_stats_format": ("gen_jax", "ttur", "adm"),
+    "eval.inception_resize": ("tf1", "pytorch"),
+}
+
+
+class ConfigError(ValueError):
+  """A config field that does not exist, or a value outside a field's allowed values."""
+
+
+def field_paths(config: Any, prefix: str = "") -> list[str]:
+  """Every dotted path of `config`: sections and leaves, e.g. ["optim", "optim.name", ...]."""
+  out = []
+  for key in config.keys():
+    path = f"{prefix}{key}"
+    out.append(path)
+    value = config[key]
+    if isinstance(value, (ml_collections.ConfigDict, dict)):
+      out.extend(field_paths(value, path + "."))
+  return out
+
+
+def check_field_path(config: Any, path: str) -> None:
+  """Raises ConfigError when the dotted `path` is not a field of `config`.
+
+  The message names the full path and the closest existing fields: names like the first
+  missing part in the deepest section that exists, and fields elsewhere with the same
+  name; when none is close, every field of that section.
+  """
+  parts = path.split(".")
+  if not all(part.isidentifier() for part in parts):
+    return  # indexing such as a.b[0]: left to ml_collections
+  section, prefix = config, ""
+  for i, part in enumerate(parts):
+    if not isinstance(section, (ml_collections.ConfigDict, dict)):
+      break  # a leaf with something after it
+    if part not in section:
+      break
+    section, prefix = section[part], f"{prefix}{part}."
+  else:
+    return
+  missing = parts[i] if isinstance(section, (ml_collections.ConfigDict, dict)) else ""
+  keys = sorted(section.keys()) if missing else []
+  close = [prefix + k for k in difflib.get_close_matches(missing, keys, n=3, cutoff=0.6)]
+  if missing and i == len(parts) - 1:  # the same name in another section
+    close += [p for p in field_paths(config) if p.rsplit(".", 1)[-1] == missing]
+  if close:
+    hint = f"closest: {', '.join(close)}"
+  elif keys:
+    hint = f"fields of {prefix.rstrip('.') or 'the config'}: {', '.join(keys)}"
+  else:
+    hint = f"{prefix.rstrip('.')} is a value, not a section"
+  raise ConfigError(f"unknown config field {path!r}; {hint}.")
+
+
+def check_choices(config: Any, choices: Mapping[str, Iterable[str]]) -> None:
+  """Raises ConfigError for the first field in `choices` whose value is not allowed.
+
+  A field absent from `config` is skipped (not every family has every field); a tuple
+  value (e.g. eval.metrics) must consist of allowed values.
+  """
+  for path, allowed in choices.items():
+    node = config
+    for part in path.split("."):
+      if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
+        break
+      node = node[part]
+    else:
+      allowed = tuple(allowed)
+      values = node if isinstance(node, (tuple, list)) else (node,)
+      bad = [v for v in values if v not in allowed]
+      if bad:
+        raise ConfigError(
+            f"config field {path} is {node!r}; allowed values: {', '.join(map(str, allowed))}.")

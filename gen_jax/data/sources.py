@@ -252,9 +252,10 @@ def open_tfds(name: str, *, split: str, data_dir: str | None = None,
     return builder, builder.as_data_source(split=split)
   except (NotImplementedError, ValueError, AssertionError, FileNotFoundError) as error:
     if not builder.is_prepared():
+      # tfds's own error here (random access to TFRECORD) describes nothing the user has.
       raise DatasetNotPreparedError(_not_prepared_message(
           name, split, data_dir, builder, "no prepared data was found there and "
-          "data.download is False")) from error
+          "data.download is False")) from None
     formats = {f.value for f in builder.info.available_file_formats()}
     if "array_record" not in formats:
       raise DatasetNotPreparedError(

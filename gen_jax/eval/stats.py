@@ -16,14 +16,28 @@ and IS need them):
     and it is written down).
 
 FID numbers move by several points with the sample count, the reference split and the
-resize (clean-fid; StudioGAN), so every number gen_jax reports carries this record.
-`python -m gen_jax.eval.stats A.npz B.npz` prints the Frechet distance between two files,
-or refuses with the list of differing fields.
+resize (clean-fid; StudioGAN), so every number gen_jax reports carries this record, and
+differences in what two files describe (`DESCRIBED_FIELDS`: dataset, split, count, ...)
+are reported wherever two of them meet (`protocol_differences`). A difference of
+dataset changes what the number means (it no longer measures closeness to one dataset):
+it is refused unless explicitly allowed.
+
+`python -m gen_jax.eval.stats A.npz B.npz [--allow_protocol_differences]` prints the
+Frechet distance between two files with their differences, or refuses with the list of
+differing fields.
+
+Statistics made by other tools serve FID only (`load_external`): TTUR's
+`fid_stats_*.npz` ("ttur": mu, sigma) and the reference batches of guided-diffusion / EDM
+("adm": mu, sigma beside the images). They carry no protocol, so the user declares one; it
+is recorded with `source: "external"`, and such files are never cached or compared as
+gen_jax statistics. KID, precision/recall and density/coverage need the features, which
+these files do not hold.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -38,6 +52,14 @@ from gen_jax.eval import metrics as metrics_lib
 PROTOCOL_VERSION = 1
 COMPARED_FIELDS = ("protocol_version", "feature_extractor", "weights_sha256", "preprocessing",
                    "layer", "input_shape", "classifier")
+
+
+# What a statistics file describes; reported when two files differ in them.
+DESCRIBED_FIELDS = ("source", "dataset", "split", "count", "image_size")
+# Differences that change what a number between two files means: refused unless allowed.
+MEANING_FIELDS = ("dataset",)
+EXTERNAL_FORMATS = ("ttur", "adm")
+EXTERNAL_METRICS = ("fid", "is")  # what a file with mu/sigma only can serve (IS needs none)
 
 
 class ProtocolMismatchError(ValueError):
@@ -89,6 +111,33 @@ def check_comparable(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str
         "the other's feature extractor, weights and preprocessing (gen_jax --mode=stats).")
 
 
+def protocol_differences(a: dict[str, Any], b: dict[str, Any],
+                         fields: tuple[str, ...] = DESCRIBED_FIELDS) -> dict[str, list[Any]]:
+  """{field: [a's value, b's value]} for each of `fields` that both record and that differ."""
+  return {f: [a[f], b[f]] for f in fields
+          if a.get(f) is not None and b.get(f) is not None and _norm(a[f]) != _norm(b[f])}
+
+
+def describe_differences(diffs: dict[str, list[Any]], names: tuple[str, str] = ("a", "b")
+                         ) -> str:
+  """'split: a='train' vs b='test'; count: ...' (empty when there is no difference)."""
+  return "; ".join(f"{f}: {names[0]}={va!r} vs {names[1]}={vb!r}"
+                   for f, (va, vb) in diffs.items())
+
+
+def check_same_meaning(diffs: dict[str, list[Any]], names: tuple[str, str] = ("a", "b"), *,
+                       allow: bool = False, meaning_fields: tuple[str, ...] = MEANING_FIELDS,
+                       flag: str = "--allow_protocol_differences") -> None:
+  """Raises ProtocolMismatchError when `diffs` has a field of `meaning_fields`, unless `allow`."""
+  changed = {f: v for f, v in diffs.items() if f in meaning_fields}
+  if changed and not allow:
+    raise ProtocolMismatchError(
+        f"Refusing to compare statistics that describe different data "
+        f"({describe_differences(changed, names)}): the number would not mean what its "
+        f"protocol says. Use statistics of the same data, or pass {flag} to compare anyway "
+        "(the differences are then recorded).")
+
+
 def _norm(value: Any) -> Any:
   return json.loads(json.dumps(value)) if value is not None else None  # tuples == lists
 
@@ -125,16 +174,66 @@ def load(path: str | os.PathLike) -> FeatureStats:
         logits=data["logits"] if "logits" in data.files else None)
 
 
+def load_external(path: str | os.PathLike, file_format: str, declared_protocol: str
+                  ) -> FeatureStats:
+  """mu/sigma of another tool's statistics file, with a protocol marked external.
+
+  Args:
+    path: TTUR's fid_stats_*.npz ("ttur") or a guided-diffusion/EDM reference batch .npz
+      ("adm"); both hold "mu" [D] and "sigma" [D, D] (an adm batch also holds the images
+      and spatial statistics, which are not read).
+    file_format: "ttur" or "adm".
+    declared_protocol: the user's description of how the file was made (which network,
+      resize, split and count); required, because the file records none of it.
+
+  Raises:
+    ValueError: unknown format, no declaration, or a file without mu/sigma of shapes
+      [D] and [D, D].
+  """
+  path = pathlib.Path(path)
+  if file_format not in EXTERNAL_FORMATS:
+    raise ValueError(f"Unknown external statistics format {file_format!r}; choose one of: "
+                     f"{', '.join(EXTERNAL_FORMATS)}.")
+  if not str(declared_protocol or "").strip():
+    raise ValueError(
+        f"A {file_format} statistics file carries no protocol: declare how {path.name} was "
+        "made in eval.reference_stats_protocol (e.g. 'TTUR fid_stats_cifar10_train.npz: TF "
+        "FID Inception pool3, 50000 training images'); it is recorded with every result.")
+  if not path.is_file():
+    raise FileNotFoundError(f"Statistics file {str(path)!r} does not exist.")
+  with np.load(path, allow_pickle=False) as data:
+    if "mu" not in data.files or "sigma" not in data.files:
+      raise ValueError(f"{path} holds {sorted(data.files)}, not the 'mu' and 'sigma' of a "
+                       f"{file_format} statistics file.")
+    mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
+  if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+    raise ValueError(f"{path}: mu {mu.shape} and sigma {sigma.shape} are not [D] and [D, D].")
+  digest = hashlib.sha256(path.read_bytes()).hexdigest()
+  protocol = {"source": "external", "external_format": file_format,
+              "declared_protocol": str(declared_protocol), "file": str(path),
+              "file_sha256": digest, "dim": int(mu.shape[0])}
+  return FeatureStats(mu=mu, sigma=sigma, protocol=protocol)
+
+
 def compare(a: FeatureStats, b: FeatureStats, names: tuple[str, str] = ("a", "b"),
-            metric_names=("fid",), **kwargs) -> dict[str, float]:
-  """The metrics between two statistics (b plays the samples), after the protocol check."""
+            metric_names=("fid",), *, allow_differences: bool = False,
+            **kwargs) -> dict[str, float]:
+  """The metrics between two statistics (b plays the samples), after the protocol checks.
+
+  Raises ProtocolMismatchError when the feature protocols differ, or when the two describe
+  different data (`MEANING_FIELDS`) and `allow_differences` is False.
+  """
   check_comparable(a.protocol, b.protocol, names)
+  check_same_meaning(protocol_differences(a.protocol, b.protocol), names,
+                     allow=allow_differences)
   return metrics_lib.compute_metrics(metric_names, a.as_metric_input(), b.as_metric_input(),
                                      **kwargs)
 
 
-def compare_files(path_a: str, path_b: str, metric_names=("fid",)) -> dict[str, float]:
-  return compare(load(path_a), load(path_b), (str(path_a), str(path_b)), metric_names)
+def compare_files(path_a: str, path_b: str, metric_names=("fid",), *,
+                  allow_differences: bool = False) -> dict[str, float]:
+  return compare(load(path_a), load(path_b), (str(path_a), str(path_b)), metric_names,
+                 allow_differences=allow_differences)
 
 
 # ---------------------------------------------------------------------------------------
@@ -172,16 +271,30 @@ def dataset_stats(data_cfg: Any, split: str, extractor, *, count: int = 0,
                        keep_features=keep_features)
 
 
+_USAGE = ("usage: python -m gen_jax.eval.stats A.npz B.npz [--allow_protocol_differences]\n"
+          "  prints {\"fid\": ..., \"protocol_differences\": {field: [A's, B's]}}; refuses "
+          "files of different feature protocols or different datasets.")
+
+
 def main(argv: list[str]) -> int:
-  if len(argv) != 3:
-    print("usage: python -m gen_jax.eval.stats A.npz B.npz   (Frechet distance, protocol-checked)")
+  """The command line: Frechet distance of two files, their differences on stderr."""
+  flag = "--allow_protocol_differences"
+  paths = [a for a in argv[1:] if a != flag]
+  if len(paths) != 2 or any(p.startswith("-") for p in paths):
+    print(_USAGE, file=sys.stderr)
     return 2
+  names = (paths[0], paths[1])
   try:
-    results = compare_files(argv[1], argv[2])
-  except ProtocolMismatchError as e:
-    print(e, file=sys.stderr)
+    a, b = load(paths[0]), load(paths[1])
+    diffs = protocol_differences(a.protocol, b.protocol)
+    if diffs:
+      print(f"Note: the two files describe different data: {describe_differences(diffs, names)}",
+            file=sys.stderr)
+    results = compare(a, b, names, allow_differences=flag in argv)
+  except (ProtocolMismatchError, ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
     return 1
-  print(json.dumps(results))
+  print(json.dumps({**results, "protocol_differences": diffs}))
   return 0
 
 

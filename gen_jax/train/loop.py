@@ -33,7 +33,6 @@ def _every(step: int, period: int, last_step: int) -> bool:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> TrainState:
   """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final state."""
   workdir = pathlib.Path(workdir)
-  write_config(config, workdir)
   exp = Experiment.create(config, workdir)
   t = config.trainer
   total = int(config.num_train_steps)
@@ -54,6 +53,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   else:
     state, start = restored
     logging.info("Resumed from the checkpoint at step %d in %s.", start, workdir)
+  # Only a run whose setup succeeded (data, method, state) leaves its config behind.
+  write_config(config, workdir)
   parameter_overview.log_parameter_overview(state.params, include_stats=False)
 
   names = step_lib.metric_names(exp.method, exp.abstract_state(), exp.abstract_batch(), exp.loop_key)
@@ -153,9 +154,11 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
       figure, upscale = evaluation.sample_figure(
           exp, images[:256] if images.ndim == 4 else images)
       images_lib.save_png(out / f"final_{step}{suffix}.png", figure, upscale=upscale)
-    logging.info("Sampled %d images with %s%s (%d network evaluations per image, %.2f "
-                 "images/s) from the checkpoint at step %d into %s.", len(images),
-                 cfg.sampler, sample_kwargs or "", nfe, rate, step, npz)
+    speed = (f"{rate:.2f} images/s" if np.isfinite(rate) else "speed not measured: one "
+             "batch, whose time includes compilation")
+    logging.info("Sampled %d images with %s%s (%d network evaluations per image, %s) from "
+                 "the checkpoint at step %d into %s.", len(images), cfg.sampler,
+                 sample_kwargs or "", nfe, speed, step, npz)
     paths.append(str(npz))
   return paths[0]
 

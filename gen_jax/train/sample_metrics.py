@@ -19,6 +19,19 @@ evaluation during training (config.eval.periodic_num_samples samples, a cheap cu
      workdir/eval/partial_<step>/chunk_<i>.npz as soon as they exist, done chunks are
      skipped after an interruption, and the folder is removed once the result is written;
   5. the metrics are computed against the reference (`metrics.compute_metrics`).
+
+The protocol record written beside the numbers holds the feature protocol, what the
+reference describes (dataset, split, count) and how any of it differs from what the
+config asks for, the sample count, the sampler's settings as the method uses them (steps,
+eta, guidance, temperature, ...) and the network evaluations per sample, and the KID
+subset size actually used. A reference file that describes another dataset or split than
+the config's is refused unless eval.allow_protocol_differences=True; another count is
+reported. Precision/recall and density/coverage compare k-NN balls whose radii shrink as a
+set grows, so they are computed on equal numbers of real and fake features (Kynkaanniemi
+et al. 2019; Naeem et al. 2020): the larger set is subsampled (fixed seed) to the smaller
+one's size, and the record says so. A reference file of another tool
+(eval.reference_stats_format=ttur|adm, `stats.load_external`) serves FID (and IS, which
+needs no reference) only, and is recorded as external with the user's declaration.
 """
 
 from __future__ import annotations
@@ -43,10 +56,52 @@ from gen_jax.train.state import TrainState
 
 SAMPLE_METRICS_SALT = 0x5A3D
 _NEED_FEATURES = frozenset({"kid", "pr", "dc"})
+_EQUAL_COUNT_METRICS = frozenset({"pr", "dc"})
+# Method attributes that say how it samples (recorded when the method has them).
+_SAMPLER_ATTRIBUTES = ("sampler", "sampler_kwargs", "guidance_scale", "clip_x0", "temperature")
 
 
 def _hash(obj: Any) -> str:
   return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _jsonable(value: Any) -> Any:
+  if isinstance(value, (str, int, float, bool)) or value is None:
+    return value
+  if isinstance(value, dict) or hasattr(value, "items"):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (tuple, list)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, (np.generic, np.ndarray)) and np.ndim(value) == 0:
+    return value.item()
+  return str(value)
+
+
+def sampler_settings(method: Any) -> dict[str, Any]:
+  """How `method.sample` draws samples: its sampler name and settings, as it holds them.
+
+  E.g. {"family": "DDPM", "sampler": "ddim", "num_steps": 50, "eta": 0.0,
+  "guidance_scale": 0.0, "clip_x0": True}; a flow gives its temperature, a GAN only its
+  family (one generator pass).
+  """
+  out: dict[str, Any] = {"family": type(method).__name__}
+  for name in _SAMPLER_ATTRIBUTES:
+    if hasattr(method, name):
+      value = getattr(method, name)
+      if name == "sampler_kwargs":
+        out.update(_jsonable(dict(value or {})))
+      else:
+        out[name] = _jsonable(value)
+  return out
+
+
+def _equal_counts(real: np.ndarray, fake: np.ndarray, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+  """Subsamples (without replacement, fixed seed) the larger of real/fake to the other's size."""
+  n = min(len(real), len(fake))
+  rng = np.random.default_rng(seed)
+  pick = lambda x: x if len(x) == n else x[np.sort(rng.choice(len(x), n, replace=False))]
+  return pick(real), pick(fake)
 
 
 class SampleEvaluator:
@@ -62,6 +117,21 @@ class SampleEvaluator:
                        f"{list(metrics_lib.SAMPLE_METRICS)} (or leave it empty).")
     self._extractor = None
     self._reference = None
+    self._reference_differences: dict[str, list[Any]] = {}
+    self.nfe = None  # network evaluations per sample of the last drawn chunk
+    fmt = cfg.get("reference_stats_format", "gen_jax") or "gen_jax"
+    if fmt != "gen_jax":
+      if not cfg.get("reference_stats"):
+        raise ValueError(f"eval.reference_stats_format={fmt!r} needs the file: set "
+                         "eval.reference_stats to its path.")
+      refused = sorted(set(self.metric_names) - set(stats_lib.EXTERNAL_METRICS))
+      if refused:
+        raise ValueError(
+            f"eval.metrics {refused} need the reference features, but a {fmt} statistics "
+            f"file ({cfg.reference_stats}) holds only mu/sigma: it serves "
+            f"{list(stats_lib.EXTERNAL_METRICS)}. Drop those metrics, or compute gen_jax "
+            "statistics with features (--mode=stats with the same eval.metrics).")
+    self.reference_format = fmt
 
   @property
   def enabled(self) -> bool:
@@ -85,13 +155,46 @@ class SampleEvaluator:
       self._reference = self._load_or_compute_reference()
     return self._reference
 
+  def expected_reference(self) -> dict[str, Any]:
+    """What the config says the reference describes: dataset, split name, count (if set)."""
+    data, cfg = self.exp.config.data, self.exp.config.eval
+    split = cfg.get("reference_split", "train")
+    out = {"dataset": data.get("name") or data.get("source"),
+           "split": data.get("split" if split == "train" else "eval_split", split)}
+    if int(cfg.get("reference_count", 0) or 0):
+      out["count"] = int(cfg.reference_count)
+    return out
+
   def _load_or_compute_reference(self) -> stats_lib.FeatureStats:
     cfg = self.exp.config.eval
     protocol = self.extractor.protocol
+    if self.reference_format != "gen_jax":
+      ref = stats_lib.load_external(cfg.reference_stats, self.reference_format,
+                                    cfg.get("reference_stats_protocol", ""))
+      if ref.mu.shape[0] != self.extractor.dim:
+        raise ValueError(f"{cfg.reference_stats} holds {ref.mu.shape[0]}-dimensional "
+                         f"statistics; the {self.extractor.name} features have "
+                         f"{self.extractor.dim}.")
+      if self.extractor.name != "inception":
+        logging.warning("%s statistics are Inception pool3 statistics by definition; this "
+                        "evaluation uses %s features (recorded).", self.reference_format,
+                        self.extractor.name)
+      logging.info("External %s reference statistics %s, declared as: %s",
+                   self.reference_format, cfg.reference_stats, ref.protocol["declared_protocol"])
+      return ref
     if cfg.get("reference_stats"):
+      names = (f"reference {cfg.reference_stats}", "the config")
       ref = stats_lib.load(cfg.reference_stats)
       stats_lib.check_comparable(ref.protocol, stats_lib.make_protocol(protocol),
                                  (f"reference {cfg.reference_stats}", "this evaluation"))
+      diffs = stats_lib.protocol_differences(ref.protocol, self.expected_reference())
+      stats_lib.check_same_meaning(
+          diffs, names, allow=bool(cfg.get("allow_protocol_differences", False)),
+          meaning_fields=("dataset", "split"), flag="eval.allow_protocol_differences=True")
+      if diffs:
+        logging.warning("The reference statistics differ from what the config describes: %s",
+                        stats_lib.describe_differences(diffs, names))
+      self._reference_differences = diffs
       if self.keep_features and ref.features is None:
         raise ValueError(f"eval.metrics {list(self.metric_names)} need the reference features, "
                          f"but {cfg.reference_stats} holds only mu/sigma; recompute it with "
@@ -144,8 +247,8 @@ class SampleEvaluator:
           feats = {k: data[k] for k in data.files}
         resumed += 1
       else:
-        samples, _, _ = evaluation.generate(exp, state, batch_size, batch_size,
-                                            jax.random.fold_in(base, i))
+        samples, self.nfe, _ = evaluation.generate(exp, state, batch_size, batch_size,
+                                                   jax.random.fold_in(base, i))
         feats = self.extractor(samples)
         if chunk_path is not None and jax.process_index() == 0:
           tmp = chunk_path.with_name(chunk_path.name + ".tmp.npz")
@@ -175,26 +278,55 @@ class SampleEvaluator:
     fake = stats_lib.from_features(
         feats["pool"], stats_lib.make_protocol(self.extractor.protocol, source="samples"),
         logits=feats.get("logits"), keep_features=self.keep_features)
+    kwargs = dict(kid_subsets=int(cfg.get("kid_subsets", 100)),
+                  kid_subset_size=int(cfg.get("kid_subset_size", 1000)),
+                  is_splits=int(cfg.get("is_splits", 10)), pr_k=int(cfg.get("pr_k", 3)),
+                  dc_k=int(cfg.get("dc_k", 5)), mesh=exp.mesh)
+    real_in, fake_in = ref.as_metric_input(), fake.as_metric_input()
+    names = set(self.metric_names)
     results = metrics_lib.compute_metrics(
-        self.metric_names, ref.as_metric_input(), fake.as_metric_input(),
-        kid_subsets=int(cfg.get("kid_subsets", 100)),
-        kid_subset_size=int(cfg.get("kid_subset_size", 1000)),
-        is_splits=int(cfg.get("is_splits", 10)), pr_k=int(cfg.get("pr_k", 3)),
-        dc_k=int(cfg.get("dc_k", 5)), mesh=exp.mesh)
+        [m for m in self.metric_names if m not in _EQUAL_COUNT_METRICS], real_in, fake_in,
+        **kwargs)
+    equal_count = None
+    if names & _EQUAL_COUNT_METRICS:
+      real_f, fake_f = _equal_counts(real_in["features"], fake_in["features"])
+      equal_count = len(real_f)
+      if len(real_in["features"]) != len(fake_in["features"]):
+        logging.info("Precision/recall and density/coverage on %d real and %d fake features "
+                     "(the larger set subsampled to the smaller's size).", equal_count,
+                     equal_count)
+      results.update(metrics_lib.compute_metrics(
+          [m for m in self.metric_names if m in _EQUAL_COUNT_METRICS],
+          {**real_in, "features": real_f}, {**fake_in, "features": fake_f}, **kwargs))
+    ref_count = ref.count or (None if ref.features is None else len(ref.features))
     record = {
         "metrics": list(self.metric_names),
         "feature_protocol": self.extractor.protocol,
         "reference": {k: v for k, v in ref.protocol.items()
                       if k not in stats_lib.COMPARED_FIELDS or k == "protocol_version"},
         "reference_stats": str(cfg.get("reference_stats") or "computed from the data (cached)"),
+        "reference_stats_format": self.reference_format,
+        "reference_expected": self.expected_reference(),
+        "protocol_differences": self._reference_differences,
+        "counts": {"reference": ref_count, "samples": int(num_samples)},
         "num_samples": int(num_samples),
         "sample_batch_size": batch_size,
-        "sampler": exp.config.sample.get("sampler"),
+        "sampler": sampler_settings(exp.method),
+        "nfe_per_sample": self.nfe,
         "params": "ema",
-        "kid": {"subsets": int(cfg.get("kid_subsets", 100)),
-                "subset_size": int(cfg.get("kid_subset_size", 1000))},
         "pr_k": int(cfg.get("pr_k", 3)), "dc_k": int(cfg.get("dc_k", 5)),
         "is_splits": int(cfg.get("is_splits", 10)),
     }
+    if "kid" in names:
+      requested = kwargs["kid_subset_size"]
+      used = min(requested, len(real_in["features"]), len(fake_in["features"]))
+      if used < requested:
+        logging.warning("KID subsets of %d rows instead of eval.kid_subset_size=%d (only %d "
+                        "reference and %d sample features).", used, requested,
+                        len(real_in["features"]), len(fake_in["features"]))
+      record["kid"] = {"subsets": kwargs["kid_subsets"], "subset_size": requested,
+                       "subset_size_used": used}
+    if equal_count is not None:
+      record["pr_dc_count"] = equal_count  # real and fake features each, after subsampling
     results["num_samples"] = int(num_samples)
     return results, record
