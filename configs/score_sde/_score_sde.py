@@ -6,6 +6,10 @@ yang-song/score_sde): Adam 2e-4 with 5000 warm-up steps, gradient clipping at 1,
 PC sampling with snr 0.16 and one corrector step, likelihoods with rtol = atol = 1e-5 from
 eps = 1e-5.
 
+Loss reduction over dimensions follows the reference per SDE (`training.reduce_mean`): the VE
+configs sum, the VP and sub-VP ones (vp/ddpm included) average, so that gradient clipping at 1
+acts on a loss of the reference's scale.
+
 Data scale: gen_jax feeds images in [-1, 1]. The paper trains its VE models on [0, 1]
 (`data.centered=False`) with sigma in [0.01, 50]; x -> 2x - 1 doubles every distance, so the
 equivalent VE noise range here is [0.02, 100] (the maximal pairwise distance rule of Song &
@@ -33,7 +37,9 @@ def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
       continuous=continuous,  # False: discrete smld / ddpm losses
       loss=loss,  # dsm | dsm_likelihood | smld | ddpm (any name in SDE_LOSSES)
       eps=1e-5,  # smallest training time
-      reduce_mean=False,  # sum the per-dimension loss (paper default) or average it
+      # As the reference configs: VE sums the per-dimension loss, VP / sub-VP average it
+      # (training.reduce_mean of yang-song/score_sde configs/{ve,vp,subvp}/*.py).
+      reduce_mean=sde != "vesde",
       antithetic=False,  # antithetic sampling of t
       importance_sampling=False,  # dsm_likelihood only: t ~ g^2 / std^2
       conditioning="auto",  # auto (vesde: sigma, else time) | sigma | time

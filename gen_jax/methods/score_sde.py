@@ -16,7 +16,8 @@ is turned into a score by a fixed scaling, as in the paper's code:
 * VE: c = sigma(t) (NCSN++ embeds log sigma), score = o / sigma(t) ("scale_by_sigma");
 * VP / sub-VP: c = 999 t (= the DDPM step for N = 1000), score = -o / std(t), i.e. o is the
   noise prediction eps; for the discrete DDPM loss (`continuous=False`) std is the discrete
-  sqrt(1 - abar_i) at i = round(t (N - 1)), so that training and sampling agree exactly.
+  sqrt(1 - abar_i) at i = floor(t (N - 1)), the index the samplers use, so that training
+  and sampling agree exactly.
 
 Class-conditional models train with the label dropped (set to the null label num_classes)
 with probability `class_dropout`, and sample with classifier-free guidance
@@ -72,9 +73,8 @@ class ScoreModel:
 
   def std(self, t: jax.Array) -> jax.Array:
     if not self.continuous and isinstance(self.sde, VPSDE):
-      i = jnp.clip(jnp.round(t * (self.sde.N - 1) / self.sde.T).astype(jnp.int32), 0,
-                   self.sde.N - 1)
-      return jnp.sqrt(1.0 - self.sde.alphas_cumprod[i])
+      # floor, as the predictors (`SDE.discrete_index`) and the reference's get_score_fn
+      return jnp.sqrt(1.0 - self.sde.alphas_cumprod[self.sde.discrete_index(t)])
     return self.sde.marginal_coef(t)[1]
 
   def apply(self, params, x, t, y, *, train: bool, rng: jax.Array | None = None) -> jax.Array:
@@ -250,6 +250,12 @@ def build_score_sde(config, info) -> ScoreSDE:
   if scaling not in SCALINGS:
     raise ValueError(f"method.scaling={scaling!r}; choose auto, {', '.join(SCALINGS)}.")
   SDE_LOSSES.get(m.loss)
+  if m.continuous and m.loss == "ddpm":
+    raise ValueError(
+        "method.continuous=True with loss='ddpm' is refused: the ddpm loss draws the discrete "
+        "step i = 0 (t = 0), where the continuous VP std(0) = 0 and the score -eps / std is "
+        "infinite (NaN loss). Set method.continuous=False (the DDPM discretisation), or use a "
+        "continuous loss such as 'dsm'.")
   if not m.continuous and m.loss not in ("smld", "ddpm"):
     raise ValueError(f"method.continuous=False needs a discrete loss (smld for vesde, ddpm for "
                      f"vpsde), got loss={m.loss!r}.")

@@ -28,7 +28,8 @@ t ~ U(eps, T); perturbation x_t = m(t) x0 + std(t) z with z ~ N(0, I). Registere
   eps-prediction divided by -sqrt(1 - abar_i); see `score_sde.ScoreModel`).
 
 `reduce_mean` averages over the dimensions instead of summing (the paper's
-`reduce_mean` option; the default sums, as its continuous configs do); `antithetic` draws
+`reduce_mean` option: its VE configs sum, its VP / sub-VP configs average; the score_sde
+configs here follow that per SDE); `antithetic` draws
 half the batch's times u and the other half 1 - u (in the uniform variable of the sampler),
 which lowers the variance of the batch mean (continuous losses only).
 
