@@ -36,6 +36,7 @@ def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
       num_scales=1000,  # N: discretisation steps (samplers, discrete losses)
       continuous=continuous,  # False: discrete smld / ddpm losses
       loss=loss,  # dsm | dsm_likelihood | smld | ddpm (any name in SDE_LOSSES)
+      weighting="sigma2",  # dsm only: sigma2 | snr (any name in sde.losses.WEIGHTINGS)
       eps=1e-5,  # smallest training time
       # As the reference configs: VE sums the per-dimension loss, VP / sub-VP average it
       # (training.reduce_mean of yang-song/score_sde configs/{ve,vp,subvp}/*.py).
@@ -52,6 +53,8 @@ def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
           eps=1e-5, rtol=1e-5, atol=1e-5, max_steps=4096)),
   ))
   c.sample.sampler = "pc"  # pc | euler_maruyama | reverse_diffusion | ancestral | ode
+  # pc | euler_maruyama | reverse_diffusion | ancestral | ode (SDE samplers), or ddim (the
+  # sampler of every noise process, gen_jax.samplers)
   c.sample.pc = ml_collections.ConfigDict(dict(
       predictor="reverse_diffusion", corrector="langevin", snr=0.16, n_corrector_steps=1,
       eps=1e-3, denoise=True))
@@ -59,6 +62,7 @@ def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
                                                            denoise=True))
   c.sample.reverse_diffusion = ml_collections.ConfigDict(dict(eps=1e-3, denoise=True))
   c.sample.ancestral = ml_collections.ConfigDict(dict(eps=1e-3, denoise=True))
+  c.sample.ddim = ml_collections.ConfigDict(dict(num_steps=1000, eta=0.0, eps=1e-3))
   c.sample.ode = ml_collections.ConfigDict(dict(
       method="rk45", rtol=1e-5, atol=1e-5, max_steps=4096, num_steps=1000, eps=1e-3,
       denoise=True))
@@ -115,6 +119,7 @@ def smoke_score_sde(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.method.num_scales = 20
   c.sample.euler_maruyama.num_steps = 20
   c.sample.ode.num_steps = 20
+  c.sample.ddim.num_steps = 20
   c.sample.ode.rtol = c.sample.ode.atol = 1e-2
   c.sample.ode.max_steps = 50
   c.method.likelihood.rtol = c.method.likelihood.atol = 1e-2

@@ -29,7 +29,9 @@ import jax.numpy as jnp
 import optax
 
 from gen_jax import nets
-from gen_jax.diffusion import gaussian
+from gen_jax.diffusion import gaussian, guidance
+from gen_jax.diffusion.likelihood import (discretized_gaussian_log_likelihood, flat_sum,
+                                          nats_to_bits_per_dim, normal_kl)
 from gen_jax.diffusion.losses import DIFFUSION_LOSSES
 from gen_jax.diffusion.schedules import DiffusionSchedule, make_schedule
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
@@ -76,11 +78,7 @@ class DDPM(Method):
   # ---------------------------------------------------------------- helpers
 
   def _labels(self, batch: Batch) -> jax.Array | None:
-    if not self.num_classes:
-      return None
-    if "label" not in batch:
-      raise ValueError("A class-conditional DDPM needs batch['label'].")
-    return batch["label"].astype(jnp.int32)
+    return guidance.batch_labels(batch, self.num_classes)
 
   def _apply(self, params, x, t, y, *, train: bool, rng=None):
     rngs = {"dropout": rng} if train else {}
@@ -105,8 +103,7 @@ class DDPM(Method):
     x_t = gaussian.q_sample(self.schedule, x0, t, noise)
     y = self._labels(batch)
     if y is not None and train and self.class_dropout > 0:
-      drop = jax.random.bernoulli(rng_label, self.class_dropout, (b,))
-      y = jnp.where(drop, self.num_classes, y)
+      y = guidance.drop_labels(rng_label, y, self.class_dropout, self.num_classes)
     output = self._apply(params, x_t, t, y, train=train, rng=rng_dropout)
     target = gaussian.PREDICTIONS.get(self.prediction).target(self.schedule, x0, noise, t)
     return DIFFUSION_LOSSES.get(self.loss)(output, target, t=t, schedule=self.schedule)
@@ -119,18 +116,8 @@ class DDPM(Method):
 
   def denoise_fn(self, params, labels: jax.Array | None):
     """The sampler's view of the network: (x_t, t) -> output, with guidance if configured."""
-    if labels is None or self.guidance_scale == 0:
-      return lambda x, t: self._apply(params, x, t, labels, train=False)
-    w = self.guidance_scale
-
-    def guided(x, t):
-      null = jnp.full_like(labels, self.num_classes)
-      out = self._apply(params, jnp.concatenate([x, x]), jnp.concatenate([t, t]),
-                        jnp.concatenate([labels, null]), train=False)
-      cond, uncond = jnp.split(out, 2)
-      return (1.0 + w) * cond - w * uncond
-
-    return guided
+    apply = lambda x, t, y: self._apply(params, x, t, y, train=False)
+    return guidance.guided(apply, labels, self.num_classes, self.guidance_scale)
 
   def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
              labels: jax.Array | None = None) -> SampleOutput:
@@ -144,7 +131,7 @@ class DDPM(Method):
         self.denoise_fn(state.ema_params, labels), self.schedule, rng=rng,
         shape=(num_samples, *self.image_shape), prediction=self.prediction,
         clip_x0=self.clip_x0, **self.sampler_kwargs)
-    evals_per_step = 2 if (labels is not None and self.guidance_scale != 0) else 1
+    evals_per_step = guidance.evals_per_step(labels, self.guidance_scale)
     samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
     return out.replace(samples=samples, nfe=out.nfe * evals_per_step)
 
@@ -177,15 +164,15 @@ class DDPM(Method):
     x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
     model_mean, _, model_log_var = gaussian.q_posterior(s, x0_hat, x_t, t)
     true_mean, _, true_log_var = gaussian.q_posterior(s, x0, x_t, t)
-    kl = _flat_sum(normal_kl(true_mean, true_log_var, model_mean, model_log_var))
-    decoder_nll = -_flat_sum(discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var))
+    kl = flat_sum(normal_kl(true_mean, true_log_var, model_mean, model_log_var))
+    decoder_nll = -flat_sum(discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var))
     return jnp.where(t == 0, decoder_nll, kl)
 
   def prior_kl(self, x0: jax.Array) -> jax.Array:
     """L_T in nats [B]: KL(q(x_T | x_0) || N(0, I))."""
     t = jnp.full((x0.shape[0],), self.schedule.num_timesteps - 1, jnp.int32)
     mean, _, log_var = gaussian.q_mean_variance(self.schedule, x0, t)
-    return _flat_sum(normal_kl(mean, log_var, jnp.zeros_like(mean), jnp.zeros_like(log_var)))
+    return flat_sum(normal_kl(mean, log_var, jnp.zeros_like(mean), jnp.zeros_like(log_var)))
 
   def vlb_bpd_estimate(self, params, batch: Batch, rng: jax.Array) -> jax.Array:
     """Unbiased one-sample estimate [B] of the negative ELBO in bits/dim.
@@ -199,37 +186,7 @@ class DDPM(Method):
     noise = jax.random.normal(rng_noise, x0.shape, x0.dtype)
     nats = self.prior_kl(x0) + self.schedule.num_timesteps * self.vlb_term(
         params, x0, t, noise, self._labels(batch))
-    return nats / (math.prod(self.image_shape) * math.log(2.0))
-
-
-def _flat_sum(x: jax.Array) -> jax.Array:
-  return jnp.sum(x.reshape(x.shape[0], -1), axis=1)
-
-
-def normal_kl(mean1, log_var1, mean2, log_var2):
-  """Elementwise KL(N(mean1, exp(log_var1)) || N(mean2, exp(log_var2))) in nats."""
-  return 0.5 * (-1.0 + log_var2 - log_var1 + jnp.exp(log_var1 - log_var2)
-                + jnp.square(mean1 - mean2) * jnp.exp(-log_var2))
-
-
-def _standard_normal_cdf(x):
-  return 0.5 * (1.0 + jax.lax.erf(x / math.sqrt(2.0)))
-
-
-def discretized_gaussian_log_likelihood(x, mean, log_scale):
-  """Elementwise log-probability of 8-bit data x in [-1, 1] under a discretised Gaussian.
-
-  Each of the 256 values owns a bin of width 2/255; the two extreme bins extend to +-inf
-  (Ho et al. 2020, Sec. 3.3).
-  """
-  centered = x - mean
-  inv_std = jnp.exp(-log_scale)
-  cdf_plus = _standard_normal_cdf(inv_std * (centered + 1.0 / 255.0))
-  cdf_min = _standard_normal_cdf(inv_std * (centered - 1.0 / 255.0))
-  log_cdf_plus = jnp.log(jnp.maximum(cdf_plus, 1e-12))
-  log_one_minus_cdf_min = jnp.log(jnp.maximum(1.0 - cdf_min, 1e-12))
-  log_delta = jnp.log(jnp.maximum(cdf_plus - cdf_min, 1e-12))
-  return jnp.where(x < -0.999, log_cdf_plus, jnp.where(x > 0.999, log_one_minus_cdf_min, log_delta))
+    return nats_to_bits_per_dim(nats, math.prod(self.image_shape))
 
 
 @METHODS.register("ddpm")

@@ -2,12 +2,13 @@
 
 Wires four registered pieces chosen in the config:
 
-* the forward SDE (`gen_jax.sde.SDES`: vesde | vpsde | subvpsde, `config.method.sde`);
+* the forward SDE (`gen_jax.diffusion.SDES`: vesde | vpsde | subvpsde, `config.method.sde`);
 * a network (`gen_jax.nets.NETS`: ncsnpp for NCSN++/DDPM++, unet for DDPM, time_mlp for
   vector data), wrapped into a score model by `ScoreModel` below;
-* a loss (`gen_jax.sde.losses.SDE_LOSSES`: dsm | dsm_likelihood | smld | ddpm);
-* a sampler (`gen_jax.sde.SDE_SAMPLERS`: pc | euler_maruyama | reverse_diffusion | ancestral
-  | ode, `config.sample.sampler`, its options in `config.sample.<sampler>`), so
+* a loss (`gen_jax.diffusion.sde_losses.SDE_LOSSES`: dsm | dsm_likelihood | smld | ddpm);
+* a sampler (`gen_jax.diffusion.SDE_SAMPLERS`: pc | euler_maruyama | reverse_diffusion | ancestral
+  | ode, or one of any noise process in `gen_jax.samplers.SAMPLERS` such as ddim, given the
+  score; `config.sample.sampler`, its options in `config.sample.<sampler>`), so
   `--mode=sample --config.sample.sampler=ode --config.sample.ode.method=rk45` works.
 
 Network -> score (`ScoreModel`): the network sees a conditioning value c(t) and its output o
@@ -24,7 +25,7 @@ with probability `class_dropout`, and sample with classifier-free guidance
 score = (1 + w) score(x, t, y) - w score(x, t, null), w = `config.sample.guidance_scale`.
 
 `evaluate` returns per-example [B] arrays: the loss, and when `config.method.likelihood.enabled`
-the exact likelihood through the probability-flow ODE (`gen_jax.sde.likelihood`): bits/dim of
+the exact likelihood through the probability-flow ODE (`gen_jax.diffusion.likelihood`): bits/dim of
 8-bit images (which requires `config.data.dequantize=True`; see that module for the change of
 variables) or the negative log-likelihood in nats of vector data.
 """
@@ -41,11 +42,13 @@ import jax.numpy as jnp
 import optax
 
 from gen_jax import nets
+from gen_jax.diffusion import guidance
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
-from gen_jax.sde import likelihood as likelihood_lib
-from gen_jax.sde.losses import SDE_LOSSES
-from gen_jax.sde.samplers import SDE_SAMPLERS, AdaptiveSampleOutput
-from gen_jax.sde.sde_lib import SDE, SDES, VESDE, VPSDE, batch_bcast
+from gen_jax.samplers import SAMPLERS
+from gen_jax.diffusion import likelihood as likelihood_lib
+from gen_jax.diffusion.sde_losses import SDE_LOSSES, WEIGHTINGS
+from gen_jax.diffusion.sde_samplers import SDE_SAMPLERS, AdaptiveSampleOutput
+from gen_jax.diffusion.processes import SDE, SDES, VESDE, VPSDE, batch_bcast
 from gen_jax.train.optim import build_optimizer, learning_rate_schedule
 from gen_jax.train.state import TrainState
 
@@ -92,18 +95,8 @@ class ScoreModel:
 
   def score_fn(self, params, labels=None, *, num_classes: int = 0, guidance_scale: float = 0.0):
     """(x, t) -> score with the parameters (and labels, guidance) closed over."""
-    if labels is None or guidance_scale == 0:
-      return lambda x, t: self.apply(params, x, t, labels, train=False)
-    w = float(guidance_scale)
-
-    def guided(x, t):
-      null = jnp.full_like(labels, num_classes)
-      out = self.apply(params, jnp.concatenate([x, x]), jnp.concatenate([t, t]),
-                       jnp.concatenate([labels, null]), train=False)
-      cond, uncond = jnp.split(out, 2)
-      return (1.0 + w) * cond - w * uncond
-
-    return guided
+    apply = lambda x, t, y: self.apply(params, x, t, y, train=False)
+    return guidance.guided(apply, labels, num_classes, guidance_scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,11 +139,7 @@ class ScoreSDE(Method):
     return len(self.data_shape) == 3
 
   def _labels(self, batch: Batch) -> jax.Array | None:
-    if not self.num_classes:
-      return None
-    if "label" not in batch:
-      raise ValueError("A class-conditional score model needs batch['label'].")
-    return batch["label"].astype(jnp.int32)
+    return guidance.batch_labels(batch, self.num_classes)
 
   def init(self, rng: jax.Array, batch: Batch) -> TrainState:
     del batch
@@ -166,8 +155,7 @@ class ScoreSDE(Method):
     rng_loss, rng_label, rng_dropout = jax.random.split(rng, 3)
     y = self._labels(batch)
     if y is not None and train and self.class_dropout > 0:
-      drop = jax.random.bernoulli(rng_label, self.class_dropout, y.shape)
-      y = jnp.where(drop, self.num_classes, y)
+      y = guidance.drop_labels(rng_label, y, self.class_dropout, self.num_classes)
     score_fn = lambda x, t: self.model.apply(params, x, t, y, train=train, rng=rng_dropout)
     return SDE_LOSSES.get(self.loss)(score_fn, self.sde, x0, rng_loss, **self.loss_kwargs)
 
@@ -192,11 +180,15 @@ class ScoreSDE(Method):
     if self.num_classes and labels is None:
       labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
     kwargs = {**self.sampler_kwargs, **overrides}
-    out = SDE_SAMPLERS.get(self.sampler)(
-        self.sde, self.score_fn(state.ema_params, labels), rng=rng,
-        shape=None if "init_noise" in kwargs else (num_samples, *self.data_shape), **kwargs)
+    shape = None if "init_noise" in kwargs else (num_samples, *self.data_shape)
+    score_fn = self.score_fn(state.ema_params, labels)
+    if self.sampler in SDE_SAMPLERS:
+      out = SDE_SAMPLERS.get(self.sampler)(self.sde, score_fn, rng=rng, shape=shape, **kwargs)
+    else:  # a sampler of any noise process (gen_jax.samplers), driven by the score
+      out = SAMPLERS.get(self.sampler)(score_fn, self.sde, rng=rng, shape=shape,
+                                       prediction="score", **kwargs)
     samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
-    evals = 2 if (labels is not None and self.guidance_scale != 0) else 1
+    evals = guidance.evals_per_step(labels, self.guidance_scale)
     if isinstance(out, AdaptiveSampleOutput):
       return out.replace(samples=samples).scale_nfe(evals)
     return out.replace(samples=samples, nfe=out.nfe * evals)
@@ -235,7 +227,7 @@ def build_score_sde(config, info) -> ScoreSDE:
   """ScoreSDE from `config.model`, `config.method`, `config.optim`, `config.sample`, `config.data`.
 
   config.method fields: sde, sigma_min, sigma_max, beta_min, beta_max, num_scales, continuous,
-  loss, eps (training t_min), reduce_mean, antithetic, importance_sampling, conditioning
+  loss, weighting, eps (training t_min), reduce_mean, antithetic, importance_sampling, conditioning
   ("auto" | sigma | time), scaling ("auto" | sigma | neg_std | none), class_conditional,
   class_dropout, likelihood (enabled, trace, eps, rtol, atol, max_steps).
   """
@@ -269,7 +261,9 @@ def build_score_sde(config, info) -> ScoreSDE:
   net = nets.build_net(net_name, out_channels=data_shape[-1], num_classes=num_classes,
                        **model_kwargs)
   sampler = config.sample.sampler
-  SDE_SAMPLERS.get(sampler)
+  if sampler not in SDE_SAMPLERS and sampler not in SAMPLERS:
+    names = sorted(set(SDE_SAMPLERS.names()) | set(SAMPLERS.names()))
+    raise KeyError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(names)}.")
   sampler_kwargs = dict(config.sample.get(sampler, {}))
   likelihood = None
   ll = m.likelihood
@@ -284,6 +278,13 @@ def build_score_sde(config, info) -> ScoreSDE:
     likelihood = dict(trace=ll.trace, eps=float(ll.eps), rtol=float(ll.rtol),
                       atol=float(ll.atol), max_steps=int(ll.max_steps))
   loss_kwargs = dict(reduce_mean=bool(m.reduce_mean))
+  weighting = m.get("weighting", "sigma2")  # absent from configs of older runs
+  if weighting != "sigma2":
+    WEIGHTINGS.get(weighting)
+    if m.loss != "dsm":
+      raise ValueError(f"method.weighting={weighting!r} applies to loss='dsm' only, got "
+                       f"loss={m.loss!r}; set method.weighting='sigma2'.")
+    loss_kwargs["weighting"] = weighting
   if m.continuous:
     loss_kwargs.update(eps=float(m.eps), antithetic=bool(m.antithetic))
     if m.importance_sampling:

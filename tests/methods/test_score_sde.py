@@ -183,7 +183,7 @@ def test_cifar10_variants_build():
   """Every row of the paper's table is a config variant that builds (nothing is traced)."""
   from configs.score_sde.cifar10 import VARIANTS
   from gen_jax.nets import NCSNpp, UNet
-  from gen_jax.sde import VESDE, VPSDE, subVPSDE
+  from gen_jax.diffusion import VESDE, VPSDE, subVPSDE
   info = DatasetInfo(image_shape=(32, 32, 3), num_classes=10, num_examples=50_000)
   expected = {
       "ve_ncsnpp_continuous": (VESDE, NCSNpp, 4, "dsm", "sigma"),
@@ -207,7 +207,7 @@ def test_cifar10_variants_build():
 
 def test_mnist_and_toy_variants_build():
   from gen_jax.nets import NCSNpp
-  from gen_jax.sde import VESDE, VPSDE
+  from gen_jax.diffusion import VESDE, VPSDE
   info = DatasetInfo(image_shape=(28, 28, 1), num_classes=10, num_examples=100)
   fm = build_method(load_config("score_sde/mnist.py", "dataset=fashion_mnist"), info)
   assert type(fm.sde) is VESDE and isinstance(fm.model.net, NCSNpp) and fm.model.net.fir
@@ -221,7 +221,7 @@ def test_discrete_model_std_uses_the_predictor_index_at_every_grid_time():
   """Issue 10 bug 2: with continuous=False the model's std is that of the step the samplers
   (and score_sde's get_score_fn) take at t, i = floor(t (N - 1)), not round(t (N - 1))."""
   from gen_jax.methods.score_sde import ScoreModel
-  from gen_jax.sde import VPSDE
+  from gen_jax.diffusion import VPSDE
   sde = VPSDE(N=1000)
   model = ScoreModel(net=None, sde=sde, continuous=False)
   grid = jnp.linspace(sde.T, 1e-3, sde.N)  # the sampler grid
