@@ -164,13 +164,6 @@ def _score_to_x0_eps(process, model_output, x_t, t):
   return (x_t + jnp.square(sigma) * model_output) / alpha, -sigma * model_output
 
 
-def to_score(process: Process, prediction: str, model_output: Array, x_t: Array,
-             t: Array) -> Array:
-  """The score -eps_hat / sigma_t implied by a network output of type `prediction`."""
-  _, eps = PREDICTIONS.get(prediction).to_x0_eps(process, model_output, x_t, t)
-  return -eps / coefs(process, t, x_t.ndim)[1]
-
-
 PREDICTIONS.add("eps", Prediction(target=_eps_target, to_x0_eps=_eps_to_x0_eps))
 PREDICTIONS.add("x0", Prediction(target=_x0_target, to_x0_eps=_x0_to_x0_eps))
 PREDICTIONS.add("v", Prediction(target=_v_target, to_x0_eps=_v_to_x0_eps))

@@ -28,20 +28,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gen_jax import nets
 from gen_jax.diffusion import gaussian, guidance
 from gen_jax.diffusion.likelihood import (discretized_gaussian_log_likelihood, flat_sum,
                                           nats_to_bits_per_dim, normal_kl)
 from gen_jax.diffusion.losses import DIFFUSION_LOSSES
 from gen_jax.diffusion.schedules import DiffusionSchedule, make_schedule
-from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
+from gen_jax.methods.base import METHODS, Batch, Metrics
+from gen_jax.methods.diffusion_base import DiffusionMethod, build_denoiser
 from gen_jax.samplers import SAMPLERS, SampleOutput
 from gen_jax.train.optim import build_optimizer, learning_rate_schedule
 from gen_jax.train.state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
-class DDPM(Method):
+class DDPM(DiffusionMethod):
   """A DDPM family instance: a denoising network, a noise schedule and an optimiser.
 
   Attributes:
@@ -75,23 +75,16 @@ class DDPM(Method):
   guidance_scale: float = 0.0
   lr_schedule: Any = None
 
-  # ---------------------------------------------------------------- helpers
+  denoiser = property(lambda self: self.net)
+  example_shape = property(lambda self: self.image_shape)
 
-  def _labels(self, batch: Batch) -> jax.Array | None:
-    return guidance.batch_labels(batch, self.num_classes)
+  # ---------------------------------------------------------------- helpers
 
   def _apply(self, params, x, t, y, *, train: bool, rng=None):
     rngs = {"dropout": rng} if train else {}
     return self.net.apply({"params": params}, x, t.astype(jnp.float32), y, train=train, rngs=rngs)
 
   # ---------------------------------------------------------------- contract
-
-  def init(self, rng: jax.Array, batch: Batch) -> TrainState:
-    x = jnp.zeros((1, *self.image_shape), jnp.float32)
-    t = jnp.zeros((1,), jnp.float32)
-    y = jnp.zeros((1,), jnp.int32) if self.num_classes else None
-    params = self.net.init({"params": rng}, x, t, y, train=False)["params"]
-    return TrainState.create(params, self.optimizer.init(params))
 
   def loss_terms(self, params, batch: Batch, rng: jax.Array, *, train: bool) -> jax.Array:
     """Per-example training loss [B] at random timesteps."""
@@ -107,12 +100,6 @@ class DDPM(Method):
     output = self._apply(params, x_t, t, y, train=train, rng=rng_dropout)
     target = gaussian.PREDICTIONS.get(self.prediction).target(self.schedule, x0, noise, t)
     return DIFFUSION_LOSSES.get(self.loss)(output, target, t=t, schedule=self.schedule)
-
-  def update(self, state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
-    def loss_fn(params):
-      return jnp.mean(self.loss_terms(params, batch, rng, train=True)), {}
-
-    return single_network_step(state, loss_fn, self.optimizer, self.lr_schedule)
 
   def denoise_fn(self, params, labels: jax.Array | None):
     """The sampler's view of the network: (x_t, t) -> output, with guidance if configured."""
@@ -134,11 +121,6 @@ class DDPM(Method):
     evals_per_step = guidance.evals_per_step(labels, self.guidance_scale)
     samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
     return out.replace(samples=samples, nfe=out.nfe * evals_per_step)
-
-  @property
-  def is_image(self) -> bool:
-    """Whether the data are 8-bit images [H, W, C] (not vectors such as 2-D toy points)."""
-    return len(self.image_shape) == 3
 
   def evaluate(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
     """Per-example test loss, and for 8-bit images the VLB estimate in bits/dim."""
@@ -193,15 +175,7 @@ class DDPM(Method):
 def build_ddpm(config, info) -> DDPM:
   """DDPM from `config.model`, `config.method`, `config.optim`, `config.sample`."""
   m = config.method
-  model_kwargs = dict(config.model)
-  net_name = model_kwargs.pop("name")
-  num_classes = int(info.num_classes) if m.class_conditional else 0
-  if m.class_conditional and num_classes <= 0:
-    raise ValueError("method.class_conditional=True but the dataset reports no classes; "
-                     "set method.class_conditional=False or use a labelled dataset.")
-  image_shape = tuple(int(d) for d in info.image_shape)
-  net = nets.build_net(net_name, out_channels=image_shape[-1], num_classes=num_classes,
-                       **model_kwargs)
+  net, image_shape, num_classes = build_denoiser(config, info)
   gaussian.PREDICTIONS.get(m.prediction)  # fail early, with the list of choices
   DIFFUSION_LOSSES.get(m.loss)
   sampler = config.sample.sampler

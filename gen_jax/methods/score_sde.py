@@ -41,9 +41,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gen_jax import nets
 from gen_jax.diffusion import guidance
-from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
+from gen_jax.methods.base import METHODS, Batch, Metrics
+from gen_jax.methods.diffusion_base import DiffusionMethod, build_denoiser
 from gen_jax.samplers import SAMPLERS
 from gen_jax.diffusion import likelihood as likelihood_lib
 from gen_jax.diffusion.sde_losses import SDE_LOSSES, WEIGHTINGS
@@ -100,7 +100,7 @@ class ScoreModel:
 
 
 @dataclasses.dataclass(frozen=True)
-class ScoreSDE(Method):
+class ScoreSDE(DiffusionMethod):
   """A score-SDE family instance.
 
   Attributes:
@@ -130,24 +130,12 @@ class ScoreSDE(Method):
   likelihood: Mapping[str, Any] | None = None
   lr_schedule: Any = None
 
+  denoiser = property(lambda self: self.model.net)
+  example_shape = property(lambda self: self.data_shape)
+
   @property
   def sde(self) -> SDE:
     return self.model.sde
-
-  @property
-  def is_image(self) -> bool:
-    return len(self.data_shape) == 3
-
-  def _labels(self, batch: Batch) -> jax.Array | None:
-    return guidance.batch_labels(batch, self.num_classes)
-
-  def init(self, rng: jax.Array, batch: Batch) -> TrainState:
-    del batch
-    x = jnp.zeros((1, *self.data_shape), jnp.float32)
-    c = jnp.ones((1,), jnp.float32)
-    y = jnp.zeros((1,), jnp.int32) if self.num_classes else None
-    params = self.model.net.init({"params": rng}, x, c, y, train=False)["params"]
-    return TrainState.create(params, self.optimizer.init(params))
 
   def loss_terms(self, params, batch: Batch, rng: jax.Array, *, train: bool) -> jax.Array:
     """Per-example training loss [B]."""
@@ -158,12 +146,6 @@ class ScoreSDE(Method):
       y = guidance.drop_labels(rng_label, y, self.class_dropout, self.num_classes)
     score_fn = lambda x, t: self.model.apply(params, x, t, y, train=train, rng=rng_dropout)
     return SDE_LOSSES.get(self.loss)(score_fn, self.sde, x0, rng_loss, **self.loss_kwargs)
-
-  def update(self, state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
-    def loss_fn(params):
-      return jnp.mean(self.loss_terms(params, batch, rng, train=True)), {}
-
-    return single_network_step(state, loss_fn, self.optimizer, self.lr_schedule)
 
   def score_fn(self, params, labels: jax.Array | None = None):
     """The sampler's score function with the EMA (or given) parameters and guidance."""
@@ -251,15 +233,7 @@ def build_score_sde(config, info) -> ScoreSDE:
   if not m.continuous and m.loss not in ("smld", "ddpm"):
     raise ValueError(f"method.continuous=False needs a discrete loss (smld for vesde, ddpm for "
                      f"vpsde), got loss={m.loss!r}.")
-  model_kwargs = dict(config.model)
-  net_name = model_kwargs.pop("name")
-  num_classes = int(info.num_classes) if m.class_conditional else 0
-  if m.class_conditional and num_classes <= 0:
-    raise ValueError("method.class_conditional=True but the dataset reports no classes; set "
-                     "method.class_conditional=False or use a labelled dataset.")
-  data_shape = tuple(int(d) for d in info.image_shape)
-  net = nets.build_net(net_name, out_channels=data_shape[-1], num_classes=num_classes,
-                       **model_kwargs)
+  net, data_shape, num_classes = build_denoiser(config, info)
   sampler = config.sample.sampler
   if sampler not in SDE_SAMPLERS and sampler not in SAMPLERS:
     names = sorted(set(SDE_SAMPLERS.names()) | set(SAMPLERS.names()))

@@ -38,7 +38,7 @@ def exact_score(process):
 def test_ddim_samples_gaussian_data_on_every_process(name, eta):
   process = PROCESSES[name]()
   sample = jax.jit(lambda rng: SAMPLERS.get("ddim")(
-      exact_score(process), process, rng=rng, shape=(4096, 16), num_steps=200, eta=eta,
+      exact_score(process), process, rng=rng, shape=(1024, 16), num_steps=200, eta=eta,
       prediction="score", clip_x0=False).samples)
   x = np.asarray(sample(jax.random.key(0)))
   assert np.all(np.isfinite(x))
