@@ -6,6 +6,10 @@ yang-song/score_sde): Adam 2e-4 with 5000 warm-up steps, gradient clipping at 1,
 PC sampling with snr 0.16 and one corrector step, likelihoods with rtol = atol = 1e-5 from
 eps = 1e-5.
 
+Loss reduction over dimensions follows the reference per SDE (`training.reduce_mean`): the VE
+configs sum, the VP and sub-VP ones (vp/ddpm included) average, so that gradient clipping at 1
+acts on a loss of the reference's scale.
+
 Data scale: gen_jax feeds images in [-1, 1]. The paper trains its VE models on [0, 1]
 (`data.centered=False`) with sigma in [0.01, 50]; x -> 2x - 1 doubles every distance, so the
 equivalent VE noise range here is [0.02, 100] (the maximal pairwise distance rule of Song &
@@ -32,8 +36,11 @@ def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
       num_scales=1000,  # N: discretisation steps (samplers, discrete losses)
       continuous=continuous,  # False: discrete smld / ddpm losses
       loss=loss,  # dsm | dsm_likelihood | smld | ddpm (any name in SDE_LOSSES)
+      weighting="sigma2",  # dsm only: sigma2 | snr (any name in sde.losses.WEIGHTINGS)
       eps=1e-5,  # smallest training time
-      reduce_mean=False,  # sum the per-dimension loss (paper default) or average it
+      # As the reference configs: VE sums the per-dimension loss, VP / sub-VP average it
+      # (training.reduce_mean of yang-song/score_sde configs/{ve,vp,subvp}/*.py).
+      reduce_mean=sde != "vesde",
       antithetic=False,  # antithetic sampling of t
       importance_sampling=False,  # dsm_likelihood only: t ~ g^2 / std^2
       conditioning="auto",  # auto (vesde: sigma, else time) | sigma | time
@@ -46,6 +53,8 @@ def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
           eps=1e-5, rtol=1e-5, atol=1e-5, max_steps=4096)),
   ))
   c.sample.sampler = "pc"  # pc | euler_maruyama | reverse_diffusion | ancestral | ode
+  # pc | euler_maruyama | reverse_diffusion | ancestral | ode (SDE samplers), or ddim (the
+  # sampler of every noise process, gen_jax.samplers)
   c.sample.pc = ml_collections.ConfigDict(dict(
       predictor="reverse_diffusion", corrector="langevin", snr=0.16, n_corrector_steps=1,
       eps=1e-3, denoise=True))
@@ -53,6 +62,7 @@ def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
                                                            denoise=True))
   c.sample.reverse_diffusion = ml_collections.ConfigDict(dict(eps=1e-3, denoise=True))
   c.sample.ancestral = ml_collections.ConfigDict(dict(eps=1e-3, denoise=True))
+  c.sample.ddim = ml_collections.ConfigDict(dict(num_steps=1000, eta=0.0, eps=1e-3))
   c.sample.ode = ml_collections.ConfigDict(dict(
       method="rk45", rtol=1e-5, atol=1e-5, max_steps=4096, num_steps=1000, eps=1e-3,
       denoise=True))
@@ -109,6 +119,7 @@ def smoke_score_sde(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.method.num_scales = 20
   c.sample.euler_maruyama.num_steps = 20
   c.sample.ode.num_steps = 20
+  c.sample.ddim.num_steps = 20
   c.sample.ode.rtol = c.sample.ode.atol = 1e-2
   c.sample.ode.max_steps = 50
   c.method.likelihood.rtol = c.method.likelihood.atol = 1e-2

@@ -47,8 +47,8 @@ import numpy as np  # noqa: E402
 
 from gen_jax.data import DatasetInfo  # noqa: E402
 from gen_jax.methods import build_method  # noqa: E402
-from gen_jax.sde import batch_bcast, ode_likelihood, ode_sample  # noqa: E402
-from gen_jax.sde import euler_maruyama_sample  # noqa: E402
+from gen_jax.diffusion import batch_bcast, ode_likelihood, ode_sample  # noqa: E402
+from gen_jax.diffusion import euler_maruyama_sample  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", str(REPO / "configs/score_sde/cifar10.py") + ":variant=vp_ddpm", "Score-SDE config.")

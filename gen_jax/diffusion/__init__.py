@@ -1,33 +1,21 @@
-"""Discrete-time Gaussian diffusion (DDPM): noise schedules, forward process, posterior."""
+"""Gaussian diffusion around one noise process x_t = alpha(t) x0 + sigma(t) eps.
 
-from gen_jax.diffusion.gaussian import (
-    PREDICTIONS,
-    Prediction,
-    extract,
-    predict_eps_from_x0,
-    predict_x0_from_eps,
-    q_mean_variance,
-    q_posterior,
-    q_sample,
-)
-from gen_jax.diffusion.schedules import (
-    BETA_SCHEDULES,
-    DiffusionSchedule,
-    cosine_alphas_cumprod,
-    make_schedule,
-)
+Continuous processes (VP, sub-VP, VE SDEs), their discrete chains (DDPM, DDGAN), the
+parameterisations of the network output, losses, SDE samplers, likelihoods and guidance;
+see the README's layout section for which module holds what.
+"""
 
-__all__ = [
-    "BETA_SCHEDULES",
-    "DiffusionSchedule",
-    "PREDICTIONS",
-    "Prediction",
-    "cosine_alphas_cumprod",
-    "extract",
-    "make_schedule",
-    "predict_eps_from_x0",
-    "predict_x0_from_eps",
-    "q_mean_variance",
-    "q_posterior",
-    "q_sample",
-]
+from gen_jax.diffusion.gaussian import (PREDICTIONS, Prediction, extract, predict_eps_from_x0,
+                                        predict_x0_from_eps, q_mean_variance, q_posterior,
+                                        q_sample)
+from gen_jax.diffusion.likelihood import LikelihoodOutput, bits_per_dim, ode_likelihood
+from gen_jax.diffusion.ode import ODESolution, odeint_adaptive
+from gen_jax.diffusion.processes import (SDE, SDES, VESDE, VPSDE, ReverseSDE, batch_bcast,
+                                         subVPSDE)
+from gen_jax.diffusion.schedules import (BETA_SCHEDULES, DiffusionSchedule,
+                                         cosine_alphas_cumprod, make_schedule)
+from gen_jax.diffusion.sde_losses import SDE_LOSSES, importance_sample_t
+from gen_jax.diffusion.sde_samplers import (SDE_SAMPLERS, AdaptiveSampleOutput, ancestral_sample,
+                                            euler_maruyama_sample, langevin_step, ode_sample,
+                                            pc_sample, reverse_diffusion_sample,
+                                            tweedie_denoise)

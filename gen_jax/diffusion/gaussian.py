@@ -1,24 +1,35 @@
-"""The forward process q(x_t | x_0), its posterior q(x_{t-1} | x_t, x_0), and network outputs.
+"""The noise process x_t = alpha_t x_0 + sigma_t eps, its DDPM posterior, and network outputs.
 
-Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models" (2020), eqs. (4), (6), (7):
+Every diffusion in gen_jax is one Gaussian noise process, `x_t = alpha(t) x_0 + sigma(t) eps`,
+described by any object with
+
+    marginal_coef(t [B]) -> (alpha [B], sigma [B])
+
+the discrete DDPM chain (`DiffusionSchedule`, t = int step, alpha = sqrt(abar_t)) as well as
+the continuous SDEs (`gen_jax.diffusion.processes`: VP, sub-VP, VE; t = float time). The parameterisations
+and the samplers written against `marginal_coef` work for all of them.
+
+DDPM, Ho, Jain & Abbeel (2020), eqs. (4), (6), (7), on the discrete chain:
 
     q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I),
     q(x_{t-1} | x_t, x_0) = N(c1_t x_0 + c2_t x_t, beta_tilde_t I).
 
-What the network predicts is a registered `Prediction` (PREDICTIONS):
+What the network predicts is a registered `Prediction` (PREDICTIONS), each convertible to the
+(x0, eps) pair and so to the others:
 
-* "eps": the noise, x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (Ho et al. 2020);
+* "eps": the noise (Ho et al. 2020);
 * "x0": the clean data;
-* "v": v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho, "Progressive
-  Distillation for Fast Sampling of Diffusion Models", 2022).
+* "v": v = alpha eps - sigma x_0 (Salimans & Ho, "Progressive Distillation", 2022); a rotation
+  of (x0, eps) only where alpha^2 + sigma^2 = 1 (VP processes);
+* "score": grad log p_t(x_t | x_0) = -eps / sigma (Song et al. 2021).
 
-Timesteps are per example: t is int32 [B], 0-based (t = 0 is the least noisy step).
+Timesteps are per example: t is [B] (int32 0-based steps on the DDPM chain).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +38,7 @@ from gen_jax.diffusion.schedules import DiffusionSchedule
 from gen_jax.registry import Registry
 
 Array = jax.Array
+Process = Any  # anything with marginal_coef(t [B]) -> (alpha [B], sigma [B])
 
 
 def extract(arr: Array, t: Array, ndim: int) -> Array:
@@ -43,10 +55,17 @@ def extract(arr: Array, t: Array, ndim: int) -> Array:
   return arr[t].reshape((t.shape[0],) + (1,) * (ndim - 1))
 
 
-def q_sample(schedule: DiffusionSchedule, x0: Array, t: Array, noise: Array) -> Array:
-  """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise, a draw from q(x_t | x0); shapes [B, ...]."""
-  return (extract(schedule.sqrt_alphas_cumprod, t, x0.ndim) * x0
-          + extract(schedule.sqrt_one_minus_alphas_cumprod, t, x0.ndim) * noise)
+def coefs(process: Process, t: Array, ndim: int) -> tuple[Array, Array]:
+  """(alpha_t, sigma_t) of the process at t [B], each shaped [B, 1, ..., 1] (ndim axes)."""
+  alpha, sigma = process.marginal_coef(t)
+  shape = (jnp.shape(alpha)[0],) + (1,) * (ndim - 1)
+  return jnp.reshape(alpha, shape), jnp.reshape(sigma, shape)
+
+
+def q_sample(process: Process, x0: Array, t: Array, noise: Array) -> Array:
+  """x_t = alpha_t x0 + sigma_t noise, a draw from q(x_t | x0); shapes [B, ...]."""
+  alpha, sigma = coefs(process, t, x0.ndim)
+  return alpha * x0 + sigma * noise
 
 
 def q_mean_variance(schedule: DiffusionSchedule, x0: Array, t: Array) -> tuple[Array, Array, Array]:
@@ -76,18 +95,16 @@ def q_posterior(schedule: DiffusionSchedule, x0: Array, x_t: Array,
           extract(schedule.posterior_log_variance_clipped, t, ndim))
 
 
-def predict_x0_from_eps(schedule: DiffusionSchedule, x_t: Array, t: Array, eps: Array) -> Array:
-  """x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)."""
-  ndim = x_t.ndim
-  return ((x_t - extract(schedule.sqrt_one_minus_alphas_cumprod, t, ndim) * eps)
-          / extract(schedule.sqrt_alphas_cumprod, t, ndim))
+def predict_x0_from_eps(process: Process, x_t: Array, t: Array, eps: Array) -> Array:
+  """x0 = (x_t - sigma_t eps) / alpha_t."""
+  alpha, sigma = coefs(process, t, x_t.ndim)
+  return (x_t - sigma * eps) / alpha
 
 
-def predict_eps_from_x0(schedule: DiffusionSchedule, x_t: Array, t: Array, x0: Array) -> Array:
-  """eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)."""
-  ndim = x_t.ndim
-  return ((x_t - extract(schedule.sqrt_alphas_cumprod, t, ndim) * x0)
-          / extract(schedule.sqrt_one_minus_alphas_cumprod, t, ndim))
+def predict_eps_from_x0(process: Process, x_t: Array, t: Array, x0: Array) -> Array:
+  """eps = (x_t - alpha_t x0) / sigma_t."""
+  alpha, sigma = coefs(process, t, x_t.ndim)
+  return (x_t - alpha * x0) / sigma
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,50 +112,59 @@ class Prediction:
   """A parameterisation of the network output.
 
   Attributes:
-    target: (schedule, x0, noise, t) -> what the network is trained to output, for
-      x_t = q_sample(schedule, x0, t, noise).
-    to_x0_eps: (schedule, model_output, x_t, t) -> (x0_hat, eps_hat), the data and noise
+    target: (process, x0, noise, t) -> what the network is trained to output, for
+      x_t = q_sample(process, x0, t, noise).
+    to_x0_eps: (process, model_output, x_t, t) -> (x0_hat, eps_hat), the data and noise
       estimates implied by the output; the inverse of `target` given x_t.
   """
 
-  target: Callable[[DiffusionSchedule, Array, Array, Array], Array]
-  to_x0_eps: Callable[[DiffusionSchedule, Array, Array, Array], tuple[Array, Array]]
+  target: Callable[[Process, Array, Array, Array], Array]
+  to_x0_eps: Callable[[Process, Array, Array, Array], tuple[Array, Array]]
 
 
 PREDICTIONS: Registry[Prediction] = Registry("prediction type")
 
 
-def _eps_target(schedule, x0, noise, t):
-  del schedule, x0, t
+def _eps_target(process, x0, noise, t):
+  del process, x0, t
   return noise
 
 
-def _eps_to_x0_eps(schedule, model_output, x_t, t):
-  return predict_x0_from_eps(schedule, x_t, t, model_output), model_output
+def _eps_to_x0_eps(process, model_output, x_t, t):
+  return predict_x0_from_eps(process, x_t, t, model_output), model_output
 
 
-def _x0_target(schedule, x0, noise, t):
-  del schedule, noise, t
+def _x0_target(process, x0, noise, t):
+  del process, noise, t
   return x0
 
 
-def _x0_to_x0_eps(schedule, model_output, x_t, t):
-  return model_output, predict_eps_from_x0(schedule, x_t, t, model_output)
+def _x0_to_x0_eps(process, model_output, x_t, t):
+  return model_output, predict_eps_from_x0(process, x_t, t, model_output)
 
 
-def _v_target(schedule, x0, noise, t):
-  a = extract(schedule.sqrt_alphas_cumprod, t, x0.ndim)
-  b = extract(schedule.sqrt_one_minus_alphas_cumprod, t, x0.ndim)
+def _v_target(process, x0, noise, t):
+  a, b = coefs(process, t, x0.ndim)
   return a * noise - b * x0
 
 
-def _v_to_x0_eps(schedule, model_output, x_t, t):
-  # (x_t, v) is a rotation of (x0, eps) by the angle with cos = sqrt(abar), sin = sqrt(1 - abar).
-  a = extract(schedule.sqrt_alphas_cumprod, t, x_t.ndim)
-  b = extract(schedule.sqrt_one_minus_alphas_cumprod, t, x_t.ndim)
+def _v_to_x0_eps(process, model_output, x_t, t):
+  # (x_t, v) is a rotation of (x0, eps) by the angle with cos = alpha, sin = sigma (VP only).
+  a, b = coefs(process, t, x_t.ndim)
   return a * x_t - b * model_output, b * x_t + a * model_output
+
+
+def _score_target(process, x0, noise, t):
+  _, sigma = coefs(process, t, x0.ndim)
+  return -noise / sigma
+
+
+def _score_to_x0_eps(process, model_output, x_t, t):
+  alpha, sigma = coefs(process, t, x_t.ndim)
+  return (x_t + jnp.square(sigma) * model_output) / alpha, -sigma * model_output
 
 
 PREDICTIONS.add("eps", Prediction(target=_eps_target, to_x0_eps=_eps_to_x0_eps))
 PREDICTIONS.add("x0", Prediction(target=_x0_target, to_x0_eps=_x0_to_x0_eps))
 PREDICTIONS.add("v", Prediction(target=_v_target, to_x0_eps=_v_to_x0_eps))
+PREDICTIONS.add("score", Prediction(target=_score_target, to_x0_eps=_score_to_x0_eps))

@@ -1,4 +1,4 @@
-"""Noise schedules of discrete-time Gaussian diffusion and the constants derived from them.
+"""Discrete chains of the noise process (DDPM, DDGAN) and the constants derived from them.
 
 A diffusion with T steps is fixed by its variances beta_t, t = 0..T-1 (0-based, so beta_0
 is DDPM's beta_1):
@@ -10,12 +10,17 @@ is DDPM's beta_1):
 Schedules:
 
 * "linear" -- Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models" (2020):
-  betas evenly spaced from 1e-4 to 0.02 for T = 1000.
+  betas evenly spaced from 1e-4 to 0.02 for T = 1000: the DDPM discretisation of the VP
+  process (beta_min = 0.1, beta_max = 20) with N = T steps, derived from it.
+* "ddgan_vp" -- Xiao, Kreis & Vahdat, "Denoising Diffusion GANs" (ICLR 2022): the same VP
+  process sampled at t_i = eps + (1 - eps) i / T, beta_i = 1 - abar(t_{i+1}) / abar(t_i).
 * "cosine" -- Nichol & Dhariwal, "Improved Denoising Diffusion Probabilistic Models" (2021):
   abar(t) = f(t) / f(0) with f(t) = cos(((t / T) + s) / (1 + s) * pi / 2)^2, s = 0.008.
 
 `DiffusionSchedule` holds every per-timestep constant the losses and samplers need, computed
-once in float64 NumPy and stored as float32 arrays, as in the DDPM reference code.
+once in float64 NumPy and stored as float32 arrays, as in the DDPM reference code. It is a
+noise process on the integer times 0..T-1 (`marginal_coef`, `prior_sampling`,
+`sampling_grid`), so the samplers of `gen_jax.samplers` run on it and on the SDEs alike.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.diffusion.processes import VPSDE
 from gen_jax.registry import Registry
 
 # A beta schedule maps T to the float64 NumPy betas of shape [T].
@@ -39,18 +45,25 @@ MAX_BETA = 0.999
 
 @BETA_SCHEDULES.register("linear")
 def linear_betas(num_timesteps: int) -> np.ndarray:
-  """DDPM's linear betas, rescaled for T != 1000 as in improved DDPM.
+  """DDPM's linear betas: the VP process (0.1, 20) discretised into N = T steps.
 
-  beta_t = linspace(1e-4 * 1000 / T, 0.02 * 1000 / T, T), so that for any T the process
-  destroys about as much signal as DDPM's T = 1000 one (sum_t beta_t is the same). For
-  T < 50 the upper end exceeds 1 and is clipped at MAX_BETA = 0.999.
+  beta_t = linspace(0.1 / T, 20 / T, T) (= 1e-4 .. 0.02 for T = 1000, and rescaled for
+  T != 1000 as in improved DDPM, so sum_t beta_t is the same). For T < 50 the upper end
+  exceeds 1 and is clipped at MAX_BETA = 0.999.
 
   Returns:
     float64 [T] betas.
   """
-  scale = 1000.0 / num_timesteps
-  betas = np.linspace(scale * 1e-4, scale * 0.02, num_timesteps, dtype=np.float64)
-  return np.minimum(betas, MAX_BETA)
+  return np.minimum(VPSDE(N=num_timesteps).discrete_betas64(), MAX_BETA)
+
+
+@BETA_SCHEDULES.register("ddgan_vp")
+def ddgan_vp_betas(num_timesteps: int, beta_min: float = 0.1, beta_max: float = 20.0,
+                   eps: float = 1e-3) -> np.ndarray:
+  """Xiao et al.'s T-step chain of the VP process (float64 [T]); see the module docstring."""
+  t = np.arange(num_timesteps + 1, dtype=np.float64) / num_timesteps * (1.0 - eps) + eps
+  log_alpha = VPSDE(beta_min=beta_min, beta_max=beta_max).log_mean_coeff(t)
+  return 1.0 - np.exp(2.0 * (log_alpha[1:] - log_alpha[:-1]))
 
 
 def cosine_alphas_cumprod(t: np.ndarray, num_timesteps: int, s: float = 0.008) -> np.ndarray:
@@ -138,6 +151,63 @@ class DiffusionSchedule:
         posterior_mean_coef2=f32((1.0 - abar_prev) * np.sqrt(alphas) / (1.0 - abar)),
         num_timesteps=len(betas),
     )
+
+
+  # ---------------------------------------------------------- the noise-process interface
+  def marginal_coef(self, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(alpha_t, sigma_t) = (sqrt(abar_t), sqrt(1 - abar_t)) at int steps t [B] (or [S])."""
+    t = jnp.asarray(t)
+    return self.sqrt_alphas_cumprod[t], self.sqrt_one_minus_alphas_cumprod[t]
+
+  def prior_sampling(self, rng: jax.Array, shape) -> jax.Array:
+    """x_{T-1} ~ N(0, I), float32 of `shape`."""
+    return jax.random.normal(rng, tuple(shape), jnp.float32)
+
+  def sampling_grid(self, num_steps: int | None = None, *, spacing: str = "uniform",
+                    **unused) -> jax.Array:
+    """The int32 steps [S] a sampler visits (`ddim_timesteps`; all T by default)."""
+    del unused
+    return jnp.asarray(ddim_timesteps(
+        self.num_timesteps, self.num_timesteps if num_steps is None else num_steps, spacing))
+
+
+SPACINGS = ("quadratic", "uniform")
+
+
+def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform") -> np.ndarray:
+  """The S = num_steps distinct timesteps DDIM visits, decreasing from T-1 (to 0 when S > 1).
+
+  * "uniform": round(linspace(T-1, 0, S)), evenly spaced; S = T gives every timestep.
+  * "quadratic": tau grows quadratically from 0, tau_i = floor((T-1) (i / (S-1))^2), so
+    steps are dense at low noise (DDIM appendix D.2, where CIFAR-10 uses it; the paper's
+    code stops at 0.8 T, here the first step is always T-1 as x_T ~ N(0, I) assumes). Where
+    the floors collide at small i, tau_i is raised to i to keep the steps distinct.
+
+  Returns:
+    int32 [S] timesteps, strictly decreasing.
+
+  Raises:
+    ValueError: num_steps not in [1, T], or unknown spacing.
+  """
+  if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
+    raise TypeError(f"num_steps must be an int, got {num_steps!r}.")
+  if not 1 <= num_steps <= num_timesteps:
+    raise ValueError(
+        f"num_steps must be between 1 and the schedule's num_timesteps={num_timesteps}, "
+        f"got {num_steps}.")
+  if num_steps == 1:
+    return np.array([num_timesteps - 1], np.int32)
+  last = num_timesteps - 1
+  if spacing == "uniform":
+    ascending = np.round(np.linspace(0.0, last, num_steps)).astype(np.int64)
+  elif spacing == "quadratic":
+    frac = np.arange(num_steps, dtype=np.float64) / (num_steps - 1)
+    ascending = np.maximum(np.floor(last * frac**2).astype(np.int64), np.arange(num_steps))
+    ascending[-1] = last
+  else:
+    raise ValueError(f"Unknown spacing {spacing!r}; choose one of: {', '.join(SPACINGS)}.")
+  assert np.all(np.diff(ascending) > 0), ascending  # distinctness is proved in the tests
+  return ascending[::-1].astype(np.int32)
 
 
 def make_schedule(name: str, num_timesteps: int) -> DiffusionSchedule:

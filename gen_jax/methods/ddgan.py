@@ -34,7 +34,7 @@ import numpy as np
 import optax
 
 from gen_jax.diffusion import gaussian
-from gen_jax.diffusion.schedules import BETA_SCHEDULES, DiffusionSchedule, make_schedule
+from gen_jax.diffusion.schedules import DiffusionSchedule, ddgan_vp_betas, make_schedule  # noqa: F401
 from gen_jax.gan import regularizers
 from gen_jax.gan.losses import GAN_LOSSES
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics
@@ -43,15 +43,6 @@ from gen_jax.methods.gan import (D, G, apply_net, build_nets, build_optimizers,
 from gen_jax.samplers import SampleOutput
 from gen_jax.train.optim import apply_gradients
 from gen_jax.train.state import TrainState
-
-
-@BETA_SCHEDULES.register("ddgan_vp")
-def ddgan_vp_betas(num_timesteps: int, beta_min: float = 0.1, beta_max: float = 20.0,
-                   eps: float = 1e-3) -> np.ndarray:
-  """Xiao et al.'s discretised VP-SDE betas for a T-step chain (float64 [T])."""
-  t = np.arange(num_timesteps + 1, dtype=np.float64) / num_timesteps * (1.0 - eps) + eps
-  log_abar = -beta_min * t - 0.5 * (beta_max - beta_min) * t ** 2
-  return 1.0 - np.exp(log_abar[1:] - log_abar[:-1])
 
 
 def _concat(a: jax.Array, b: jax.Array) -> jax.Array:

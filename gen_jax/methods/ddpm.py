@@ -28,18 +28,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gen_jax import nets
-from gen_jax.diffusion import gaussian
+from gen_jax.diffusion import gaussian, guidance
+from gen_jax.diffusion.likelihood import (discretized_gaussian_log_likelihood, flat_sum,
+                                          nats_to_bits_per_dim, normal_kl)
 from gen_jax.diffusion.losses import DIFFUSION_LOSSES
 from gen_jax.diffusion.schedules import DiffusionSchedule, make_schedule
-from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
+from gen_jax.methods.base import METHODS, Batch, Metrics
+from gen_jax.methods.diffusion_base import DiffusionMethod, build_denoiser
 from gen_jax.samplers import SAMPLERS, SampleOutput
 from gen_jax.train.optim import build_optimizer, learning_rate_schedule
 from gen_jax.train.state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
-class DDPM(Method):
+class DDPM(DiffusionMethod):
   """A DDPM family instance: a denoising network, a noise schedule and an optimiser.
 
   Attributes:
@@ -73,27 +75,16 @@ class DDPM(Method):
   guidance_scale: float = 0.0
   lr_schedule: Any = None
 
-  # ---------------------------------------------------------------- helpers
+  denoiser = property(lambda self: self.net)
+  example_shape = property(lambda self: self.image_shape)
 
-  def _labels(self, batch: Batch) -> jax.Array | None:
-    if not self.num_classes:
-      return None
-    if "label" not in batch:
-      raise ValueError("A class-conditional DDPM needs batch['label'].")
-    return batch["label"].astype(jnp.int32)
+  # ---------------------------------------------------------------- helpers
 
   def _apply(self, params, x, t, y, *, train: bool, rng=None):
     rngs = {"dropout": rng} if train else {}
     return self.net.apply({"params": params}, x, t.astype(jnp.float32), y, train=train, rngs=rngs)
 
   # ---------------------------------------------------------------- contract
-
-  def init(self, rng: jax.Array, batch: Batch) -> TrainState:
-    x = jnp.zeros((1, *self.image_shape), jnp.float32)
-    t = jnp.zeros((1,), jnp.float32)
-    y = jnp.zeros((1,), jnp.int32) if self.num_classes else None
-    params = self.net.init({"params": rng}, x, t, y, train=False)["params"]
-    return TrainState.create(params, self.optimizer.init(params))
 
   def loss_terms(self, params, batch: Batch, rng: jax.Array, *, train: bool) -> jax.Array:
     """Per-example training loss [B] at random timesteps."""
@@ -105,32 +96,15 @@ class DDPM(Method):
     x_t = gaussian.q_sample(self.schedule, x0, t, noise)
     y = self._labels(batch)
     if y is not None and train and self.class_dropout > 0:
-      drop = jax.random.bernoulli(rng_label, self.class_dropout, (b,))
-      y = jnp.where(drop, self.num_classes, y)
+      y = guidance.drop_labels(rng_label, y, self.class_dropout, self.num_classes)
     output = self._apply(params, x_t, t, y, train=train, rng=rng_dropout)
     target = gaussian.PREDICTIONS.get(self.prediction).target(self.schedule, x0, noise, t)
     return DIFFUSION_LOSSES.get(self.loss)(output, target, t=t, schedule=self.schedule)
 
-  def update(self, state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
-    def loss_fn(params):
-      return jnp.mean(self.loss_terms(params, batch, rng, train=True)), {}
-
-    return single_network_step(state, loss_fn, self.optimizer, self.lr_schedule)
-
   def denoise_fn(self, params, labels: jax.Array | None):
     """The sampler's view of the network: (x_t, t) -> output, with guidance if configured."""
-    if labels is None or self.guidance_scale == 0:
-      return lambda x, t: self._apply(params, x, t, labels, train=False)
-    w = self.guidance_scale
-
-    def guided(x, t):
-      null = jnp.full_like(labels, self.num_classes)
-      out = self._apply(params, jnp.concatenate([x, x]), jnp.concatenate([t, t]),
-                        jnp.concatenate([labels, null]), train=False)
-      cond, uncond = jnp.split(out, 2)
-      return (1.0 + w) * cond - w * uncond
-
-    return guided
+    apply = lambda x, t, y: self._apply(params, x, t, y, train=False)
+    return guidance.guided(apply, labels, self.num_classes, self.guidance_scale)
 
   def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
              labels: jax.Array | None = None) -> SampleOutput:
@@ -144,14 +118,9 @@ class DDPM(Method):
         self.denoise_fn(state.ema_params, labels), self.schedule, rng=rng,
         shape=(num_samples, *self.image_shape), prediction=self.prediction,
         clip_x0=self.clip_x0, **self.sampler_kwargs)
-    evals_per_step = 2 if (labels is not None and self.guidance_scale != 0) else 1
+    evals_per_step = guidance.evals_per_step(labels, self.guidance_scale)
     samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
     return out.replace(samples=samples, nfe=out.nfe * evals_per_step)
-
-  @property
-  def is_image(self) -> bool:
-    """Whether the data are 8-bit images [H, W, C] (not vectors such as 2-D toy points)."""
-    return len(self.image_shape) == 3
 
   def evaluate(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
     """Per-example test loss, and for 8-bit images the VLB estimate in bits/dim."""
@@ -177,15 +146,15 @@ class DDPM(Method):
     x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
     model_mean, _, model_log_var = gaussian.q_posterior(s, x0_hat, x_t, t)
     true_mean, _, true_log_var = gaussian.q_posterior(s, x0, x_t, t)
-    kl = _flat_sum(normal_kl(true_mean, true_log_var, model_mean, model_log_var))
-    decoder_nll = -_flat_sum(discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var))
+    kl = flat_sum(normal_kl(true_mean, true_log_var, model_mean, model_log_var))
+    decoder_nll = -flat_sum(discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var))
     return jnp.where(t == 0, decoder_nll, kl)
 
   def prior_kl(self, x0: jax.Array) -> jax.Array:
     """L_T in nats [B]: KL(q(x_T | x_0) || N(0, I))."""
     t = jnp.full((x0.shape[0],), self.schedule.num_timesteps - 1, jnp.int32)
     mean, _, log_var = gaussian.q_mean_variance(self.schedule, x0, t)
-    return _flat_sum(normal_kl(mean, log_var, jnp.zeros_like(mean), jnp.zeros_like(log_var)))
+    return flat_sum(normal_kl(mean, log_var, jnp.zeros_like(mean), jnp.zeros_like(log_var)))
 
   def vlb_bpd_estimate(self, params, batch: Batch, rng: jax.Array) -> jax.Array:
     """Unbiased one-sample estimate [B] of the negative ELBO in bits/dim.
@@ -199,52 +168,14 @@ class DDPM(Method):
     noise = jax.random.normal(rng_noise, x0.shape, x0.dtype)
     nats = self.prior_kl(x0) + self.schedule.num_timesteps * self.vlb_term(
         params, x0, t, noise, self._labels(batch))
-    return nats / (math.prod(self.image_shape) * math.log(2.0))
-
-
-def _flat_sum(x: jax.Array) -> jax.Array:
-  return jnp.sum(x.reshape(x.shape[0], -1), axis=1)
-
-
-def normal_kl(mean1, log_var1, mean2, log_var2):
-  """Elementwise KL(N(mean1, exp(log_var1)) || N(mean2, exp(log_var2))) in nats."""
-  return 0.5 * (-1.0 + log_var2 - log_var1 + jnp.exp(log_var1 - log_var2)
-                + jnp.square(mean1 - mean2) * jnp.exp(-log_var2))
-
-
-def _standard_normal_cdf(x):
-  return 0.5 * (1.0 + jax.lax.erf(x / math.sqrt(2.0)))
-
-
-def discretized_gaussian_log_likelihood(x, mean, log_scale):
-  """Elementwise log-probability of 8-bit data x in [-1, 1] under a discretised Gaussian.
-
-  Each of the 256 values owns a bin of width 2/255; the two extreme bins extend to +-inf
-  (Ho et al. 2020, Sec. 3.3).
-  """
-  centered = x - mean
-  inv_std = jnp.exp(-log_scale)
-  cdf_plus = _standard_normal_cdf(inv_std * (centered + 1.0 / 255.0))
-  cdf_min = _standard_normal_cdf(inv_std * (centered - 1.0 / 255.0))
-  log_cdf_plus = jnp.log(jnp.maximum(cdf_plus, 1e-12))
-  log_one_minus_cdf_min = jnp.log(jnp.maximum(1.0 - cdf_min, 1e-12))
-  log_delta = jnp.log(jnp.maximum(cdf_plus - cdf_min, 1e-12))
-  return jnp.where(x < -0.999, log_cdf_plus, jnp.where(x > 0.999, log_one_minus_cdf_min, log_delta))
+    return nats_to_bits_per_dim(nats, math.prod(self.image_shape))
 
 
 @METHODS.register("ddpm")
 def build_ddpm(config, info) -> DDPM:
   """DDPM from `config.model`, `config.method`, `config.optim`, `config.sample`."""
   m = config.method
-  model_kwargs = dict(config.model)
-  net_name = model_kwargs.pop("name")
-  num_classes = int(info.num_classes) if m.class_conditional else 0
-  if m.class_conditional and num_classes <= 0:
-    raise ValueError("method.class_conditional=True but the dataset reports no classes; "
-                     "set method.class_conditional=False or use a labelled dataset.")
-  image_shape = tuple(int(d) for d in info.image_shape)
-  net = nets.build_net(net_name, out_channels=image_shape[-1], num_classes=num_classes,
-                       **model_kwargs)
+  net, image_shape, num_classes = build_denoiser(config, info)
   gaussian.PREDICTIONS.get(m.prediction)  # fail early, with the list of choices
   DIFFUSION_LOSSES.get(m.loss)
   sampler = config.sample.sampler

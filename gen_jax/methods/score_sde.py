@@ -2,12 +2,13 @@
 
 Wires four registered pieces chosen in the config:
 
-* the forward SDE (`gen_jax.sde.SDES`: vesde | vpsde | subvpsde, `config.method.sde`);
+* the forward SDE (`gen_jax.diffusion.SDES`: vesde | vpsde | subvpsde, `config.method.sde`);
 * a network (`gen_jax.nets.NETS`: ncsnpp for NCSN++/DDPM++, unet for DDPM, time_mlp for
   vector data), wrapped into a score model by `ScoreModel` below;
-* a loss (`gen_jax.sde.losses.SDE_LOSSES`: dsm | dsm_likelihood | smld | ddpm);
-* a sampler (`gen_jax.sde.SDE_SAMPLERS`: pc | euler_maruyama | reverse_diffusion | ancestral
-  | ode, `config.sample.sampler`, its options in `config.sample.<sampler>`), so
+* a loss (`gen_jax.diffusion.sde_losses.SDE_LOSSES`: dsm | dsm_likelihood | smld | ddpm);
+* a sampler (`gen_jax.diffusion.SDE_SAMPLERS`: pc | euler_maruyama | reverse_diffusion | ancestral
+  | ode, or one of any noise process in `gen_jax.samplers.SAMPLERS` such as ddim, given the
+  score; `config.sample.sampler`, its options in `config.sample.<sampler>`), so
   `--mode=sample --config.sample.sampler=ode --config.sample.ode.method=rk45` works.
 
 Network -> score (`ScoreModel`): the network sees a conditioning value c(t) and its output o
@@ -16,14 +17,15 @@ is turned into a score by a fixed scaling, as in the paper's code:
 * VE: c = sigma(t) (NCSN++ embeds log sigma), score = o / sigma(t) ("scale_by_sigma");
 * VP / sub-VP: c = 999 t (= the DDPM step for N = 1000), score = -o / std(t), i.e. o is the
   noise prediction eps; for the discrete DDPM loss (`continuous=False`) std is the discrete
-  sqrt(1 - abar_i) at i = round(t (N - 1)), so that training and sampling agree exactly.
+  sqrt(1 - abar_i) at i = floor(t (N - 1)), the index the samplers use, so that training
+  and sampling agree exactly.
 
 Class-conditional models train with the label dropped (set to the null label num_classes)
 with probability `class_dropout`, and sample with classifier-free guidance
 score = (1 + w) score(x, t, y) - w score(x, t, null), w = `config.sample.guidance_scale`.
 
 `evaluate` returns per-example [B] arrays: the loss, and when `config.method.likelihood.enabled`
-the exact likelihood through the probability-flow ODE (`gen_jax.sde.likelihood`): bits/dim of
+the exact likelihood through the probability-flow ODE (`gen_jax.diffusion.likelihood`): bits/dim of
 8-bit images (which requires `config.data.dequantize=True`; see that module for the change of
 variables) or the negative log-likelihood in nats of vector data.
 """
@@ -39,12 +41,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gen_jax import nets
-from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
-from gen_jax.sde import likelihood as likelihood_lib
-from gen_jax.sde.losses import SDE_LOSSES
-from gen_jax.sde.samplers import SDE_SAMPLERS, AdaptiveSampleOutput
-from gen_jax.sde.sde_lib import SDE, SDES, VESDE, VPSDE, batch_bcast
+from gen_jax.diffusion import guidance
+from gen_jax.methods.base import METHODS, Batch, Metrics
+from gen_jax.methods.diffusion_base import DiffusionMethod, build_denoiser
+from gen_jax.samplers import SAMPLERS
+from gen_jax.diffusion import likelihood as likelihood_lib
+from gen_jax.diffusion.sde_losses import SDE_LOSSES, WEIGHTINGS
+from gen_jax.diffusion.sde_samplers import SDE_SAMPLERS, AdaptiveSampleOutput
+from gen_jax.diffusion.processes import SDE, SDES, VESDE, VPSDE, batch_bcast
 from gen_jax.train.optim import build_optimizer, learning_rate_schedule
 from gen_jax.train.state import TrainState
 
@@ -72,9 +76,8 @@ class ScoreModel:
 
   def std(self, t: jax.Array) -> jax.Array:
     if not self.continuous and isinstance(self.sde, VPSDE):
-      i = jnp.clip(jnp.round(t * (self.sde.N - 1) / self.sde.T).astype(jnp.int32), 0,
-                   self.sde.N - 1)
-      return jnp.sqrt(1.0 - self.sde.alphas_cumprod[i])
+      # floor, as the predictors (`SDE.discrete_index`) and the reference's get_score_fn
+      return jnp.sqrt(1.0 - self.sde.alphas_cumprod[self.sde.discrete_index(t)])
     return self.sde.marginal_coef(t)[1]
 
   def apply(self, params, x, t, y, *, train: bool, rng: jax.Array | None = None) -> jax.Array:
@@ -92,22 +95,12 @@ class ScoreModel:
 
   def score_fn(self, params, labels=None, *, num_classes: int = 0, guidance_scale: float = 0.0):
     """(x, t) -> score with the parameters (and labels, guidance) closed over."""
-    if labels is None or guidance_scale == 0:
-      return lambda x, t: self.apply(params, x, t, labels, train=False)
-    w = float(guidance_scale)
-
-    def guided(x, t):
-      null = jnp.full_like(labels, num_classes)
-      out = self.apply(params, jnp.concatenate([x, x]), jnp.concatenate([t, t]),
-                       jnp.concatenate([labels, null]), train=False)
-      cond, uncond = jnp.split(out, 2)
-      return (1.0 + w) * cond - w * uncond
-
-    return guided
+    apply = lambda x, t, y: self.apply(params, x, t, y, train=False)
+    return guidance.guided(apply, labels, num_classes, guidance_scale)
 
 
 @dataclasses.dataclass(frozen=True)
-class ScoreSDE(Method):
+class ScoreSDE(DiffusionMethod):
   """A score-SDE family instance.
 
   Attributes:
@@ -137,28 +130,12 @@ class ScoreSDE(Method):
   likelihood: Mapping[str, Any] | None = None
   lr_schedule: Any = None
 
+  denoiser = property(lambda self: self.model.net)
+  example_shape = property(lambda self: self.data_shape)
+
   @property
   def sde(self) -> SDE:
     return self.model.sde
-
-  @property
-  def is_image(self) -> bool:
-    return len(self.data_shape) == 3
-
-  def _labels(self, batch: Batch) -> jax.Array | None:
-    if not self.num_classes:
-      return None
-    if "label" not in batch:
-      raise ValueError("A class-conditional score model needs batch['label'].")
-    return batch["label"].astype(jnp.int32)
-
-  def init(self, rng: jax.Array, batch: Batch) -> TrainState:
-    del batch
-    x = jnp.zeros((1, *self.data_shape), jnp.float32)
-    c = jnp.ones((1,), jnp.float32)
-    y = jnp.zeros((1,), jnp.int32) if self.num_classes else None
-    params = self.model.net.init({"params": rng}, x, c, y, train=False)["params"]
-    return TrainState.create(params, self.optimizer.init(params))
 
   def loss_terms(self, params, batch: Batch, rng: jax.Array, *, train: bool) -> jax.Array:
     """Per-example training loss [B]."""
@@ -166,16 +143,9 @@ class ScoreSDE(Method):
     rng_loss, rng_label, rng_dropout = jax.random.split(rng, 3)
     y = self._labels(batch)
     if y is not None and train and self.class_dropout > 0:
-      drop = jax.random.bernoulli(rng_label, self.class_dropout, y.shape)
-      y = jnp.where(drop, self.num_classes, y)
+      y = guidance.drop_labels(rng_label, y, self.class_dropout, self.num_classes)
     score_fn = lambda x, t: self.model.apply(params, x, t, y, train=train, rng=rng_dropout)
     return SDE_LOSSES.get(self.loss)(score_fn, self.sde, x0, rng_loss, **self.loss_kwargs)
-
-  def update(self, state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
-    def loss_fn(params):
-      return jnp.mean(self.loss_terms(params, batch, rng, train=True)), {}
-
-    return single_network_step(state, loss_fn, self.optimizer, self.lr_schedule)
 
   def score_fn(self, params, labels: jax.Array | None = None):
     """The sampler's score function with the EMA (or given) parameters and guidance."""
@@ -192,11 +162,15 @@ class ScoreSDE(Method):
     if self.num_classes and labels is None:
       labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
     kwargs = {**self.sampler_kwargs, **overrides}
-    out = SDE_SAMPLERS.get(self.sampler)(
-        self.sde, self.score_fn(state.ema_params, labels), rng=rng,
-        shape=None if "init_noise" in kwargs else (num_samples, *self.data_shape), **kwargs)
+    shape = None if "init_noise" in kwargs else (num_samples, *self.data_shape)
+    score_fn = self.score_fn(state.ema_params, labels)
+    if self.sampler in SDE_SAMPLERS:
+      out = SDE_SAMPLERS.get(self.sampler)(self.sde, score_fn, rng=rng, shape=shape, **kwargs)
+    else:  # a sampler of any noise process (gen_jax.samplers), driven by the score
+      out = SAMPLERS.get(self.sampler)(score_fn, self.sde, rng=rng, shape=shape,
+                                       prediction="score", **kwargs)
     samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
-    evals = 2 if (labels is not None and self.guidance_scale != 0) else 1
+    evals = guidance.evals_per_step(labels, self.guidance_scale)
     if isinstance(out, AdaptiveSampleOutput):
       return out.replace(samples=samples).scale_nfe(evals)
     return out.replace(samples=samples, nfe=out.nfe * evals)
@@ -235,7 +209,7 @@ def build_score_sde(config, info) -> ScoreSDE:
   """ScoreSDE from `config.model`, `config.method`, `config.optim`, `config.sample`, `config.data`.
 
   config.method fields: sde, sigma_min, sigma_max, beta_min, beta_max, num_scales, continuous,
-  loss, eps (training t_min), reduce_mean, antithetic, importance_sampling, conditioning
+  loss, weighting, eps (training t_min), reduce_mean, antithetic, importance_sampling, conditioning
   ("auto" | sigma | time), scaling ("auto" | sigma | neg_std | none), class_conditional,
   class_dropout, likelihood (enabled, trace, eps, rtol, atol, max_steps).
   """
@@ -250,20 +224,20 @@ def build_score_sde(config, info) -> ScoreSDE:
   if scaling not in SCALINGS:
     raise ValueError(f"method.scaling={scaling!r}; choose auto, {', '.join(SCALINGS)}.")
   SDE_LOSSES.get(m.loss)
+  if m.continuous and m.loss == "ddpm":
+    raise ValueError(
+        "method.continuous=True with loss='ddpm' is refused: the ddpm loss draws the discrete "
+        "step i = 0 (t = 0), where the continuous VP std(0) = 0 and the score -eps / std is "
+        "infinite (NaN loss). Set method.continuous=False (the DDPM discretisation), or use a "
+        "continuous loss such as 'dsm'.")
   if not m.continuous and m.loss not in ("smld", "ddpm"):
     raise ValueError(f"method.continuous=False needs a discrete loss (smld for vesde, ddpm for "
                      f"vpsde), got loss={m.loss!r}.")
-  model_kwargs = dict(config.model)
-  net_name = model_kwargs.pop("name")
-  num_classes = int(info.num_classes) if m.class_conditional else 0
-  if m.class_conditional and num_classes <= 0:
-    raise ValueError("method.class_conditional=True but the dataset reports no classes; set "
-                     "method.class_conditional=False or use a labelled dataset.")
-  data_shape = tuple(int(d) for d in info.image_shape)
-  net = nets.build_net(net_name, out_channels=data_shape[-1], num_classes=num_classes,
-                       **model_kwargs)
+  net, data_shape, num_classes = build_denoiser(config, info)
   sampler = config.sample.sampler
-  SDE_SAMPLERS.get(sampler)
+  if sampler not in SDE_SAMPLERS and sampler not in SAMPLERS:
+    names = sorted(set(SDE_SAMPLERS.names()) | set(SAMPLERS.names()))
+    raise KeyError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(names)}.")
   sampler_kwargs = dict(config.sample.get(sampler, {}))
   likelihood = None
   ll = m.likelihood
@@ -278,6 +252,13 @@ def build_score_sde(config, info) -> ScoreSDE:
     likelihood = dict(trace=ll.trace, eps=float(ll.eps), rtol=float(ll.rtol),
                       atol=float(ll.atol), max_steps=int(ll.max_steps))
   loss_kwargs = dict(reduce_mean=bool(m.reduce_mean))
+  weighting = m.get("weighting", "sigma2")  # absent from configs of older runs
+  if weighting != "sigma2":
+    WEIGHTINGS.get(weighting)
+    if m.loss != "dsm":
+      raise ValueError(f"method.weighting={weighting!r} applies to loss='dsm' only, got "
+                       f"loss={m.loss!r}; set method.weighting='sigma2'.")
+    loss_kwargs["weighting"] = weighting
   if m.continuous:
     loss_kwargs.update(eps=float(m.eps), antithetic=bool(m.antithetic))
     if m.importance_sampling:

@@ -79,7 +79,7 @@ def ancestral_sample(
   log_var = step_log_variance(schedule, variance)
   num_timesteps = schedule.num_timesteps
   init_key, step_key = jax.random.split(rng)
-  x_init = initial_noise(init_key, shape, init_noise)
+  x_init = initial_noise(schedule, init_key, shape, init_noise)
   batch = x_init.shape[0]
 
   def step(i, x):

@@ -289,8 +289,8 @@ def test_bad_arguments():
   key = jax.random.key(0)
   with pytest.raises(ValueError, match="fixed_large, fixed_small"):
     ancestral_sample(fn, small, rng=key, shape=(2, 2), variance="learned")
-  with pytest.raises(KeyError, match="prediction type 'score'"):
-    ancestral_sample(fn, small, rng=key, shape=(2, 2), prediction="score")
+  with pytest.raises(KeyError, match="prediction type 'epsilon'"):
+    ancestral_sample(fn, small, rng=key, shape=(2, 2), prediction="epsilon")
   for num_steps in (0, 11):
     with pytest.raises(ValueError, match="between 1 and the schedule's num_timesteps=10"):
       ddim_sample(fn, small, rng=key, shape=(2, 2), num_steps=num_steps)

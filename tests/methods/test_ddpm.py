@@ -495,7 +495,7 @@ def test_build_ddpm_from_the_digits_smoke_config():
 
 @pytest.mark.parametrize("section,field,value,message", [
     ("method", "prediction", "epsilon",
-     "Unknown prediction type 'epsilon'; choose one of: eps, v, x0."),
+     "Unknown prediction type 'epsilon'; choose one of: eps, score, v, x0."),
     ("method", "loss", "l2", "Unknown diffusion loss 'l2'; choose one of: l1, mse."),
     ("sample", "sampler", "euler", "Unknown sampler 'euler'; choose one of: ancestral, ddim."),
 ])

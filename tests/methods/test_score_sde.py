@@ -183,7 +183,7 @@ def test_cifar10_variants_build():
   """Every row of the paper's table is a config variant that builds (nothing is traced)."""
   from configs.score_sde.cifar10 import VARIANTS
   from gen_jax.nets import NCSNpp, UNet
-  from gen_jax.sde import VESDE, VPSDE, subVPSDE
+  from gen_jax.diffusion import VESDE, VPSDE, subVPSDE
   info = DatasetInfo(image_shape=(32, 32, 3), num_classes=10, num_examples=50_000)
   expected = {
       "ve_ncsnpp_continuous": (VESDE, NCSNpp, 4, "dsm", "sigma"),
@@ -207,7 +207,7 @@ def test_cifar10_variants_build():
 
 def test_mnist_and_toy_variants_build():
   from gen_jax.nets import NCSNpp
-  from gen_jax.sde import VESDE, VPSDE
+  from gen_jax.diffusion import VESDE, VPSDE
   info = DatasetInfo(image_shape=(28, 28, 1), num_classes=10, num_examples=100)
   fm = build_method(load_config("score_sde/mnist.py", "dataset=fashion_mnist"), info)
   assert type(fm.sde) is VESDE and isinstance(fm.model.net, NCSNpp) and fm.model.net.fir
@@ -215,3 +215,39 @@ def test_mnist_and_toy_variants_build():
   assert type(m.sde) is VPSDE and m.model.net.embedding_type == "positional"
   moons = build_method(load_config("score_sde/toy2d.py", "dist=two_moons,sde=vesde"), TOY_INFO)
   assert type(moons.sde) is VESDE and moons.sde.sigma_max == 10.0 and moons.sampler == "pc"
+
+
+def test_discrete_model_std_uses_the_predictor_index_at_every_grid_time():
+  """Issue 10 bug 2: with continuous=False the model's std is that of the step the samplers
+  (and score_sde's get_score_fn) take at t, i = floor(t (N - 1)), not round(t (N - 1))."""
+  from gen_jax.methods.score_sde import ScoreModel
+  from gen_jax.diffusion import VPSDE
+  sde = VPSDE(N=1000)
+  model = ScoreModel(net=None, sde=sde, continuous=False)
+  grid = jnp.linspace(sde.T, 1e-3, sde.N)  # the sampler grid
+  expected = jnp.sqrt(1.0 - sde.alphas_cumprod[sde.discrete_index(grid)])
+  np.testing.assert_array_equal(np.asarray(model.std(grid)), np.asarray(expected))
+  # the last step denoises with the smallest level sqrt(beta_0) = 0.0100
+  assert float(model.std(grid[-1:])[0]) == pytest.approx(0.0100, abs=1e-4)
+
+
+def test_continuous_time_with_the_discrete_ddpm_loss_is_refused():
+  """Issue 10 bug 4: the ddpm loss with continuous=True divides by std(0) = 0."""
+  c = load_config("score_sde/cifar10.py", "variant=vp_ddpm,smoke")
+  c.method.continuous = True
+  info = DatasetInfo(image_shape=(32, 32, 3), num_classes=10, num_examples=100)
+  with pytest.raises(ValueError, match="continuous=False"):
+    build_method(c, info)
+
+
+def test_loss_reduction_follows_the_reference_per_variant():
+  """VE sums over dimensions, VP / sub-VP / vp_ddpm average (score_sde's reduce_mean)."""
+  from configs.score_sde.cifar10 import VARIANTS
+  info = DatasetInfo(image_shape=(32, 32, 3), num_classes=10, num_examples=50_000)
+  for variant in VARIANTS:
+    c = load_config("score_sde/cifar10.py", f"variant={variant}")
+    assert c.method.reduce_mean == (not variant.startswith("ve_")), variant
+    assert build_method(c, info).loss_kwargs["reduce_mean"] == c.method.reduce_mean, variant
+  mnist = {a: load_config("score_sde/mnist.py", a).method for a in (None, "dataset=fashion_mnist")}
+  assert mnist[None].sde == "vpsde" and mnist[None].reduce_mean
+  assert mnist["dataset=fashion_mnist"].sde == "vesde" and not mnist["dataset=fashion_mnist"].reduce_mean

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.sde import batch_bcast
+from gen_jax.diffusion import batch_bcast
 
 
 def gaussian_score(sde, mu, s):

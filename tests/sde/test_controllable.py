@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.sde import VESDE, VPSDE
-from gen_jax.sde.controllable import COLOR_MATRIX, couple, decouple, pc_colorize, pc_inpaint
+from gen_jax.diffusion import VESDE, VPSDE
+from gen_jax.diffusion.controllable import COLOR_MATRIX, couple, decouple, pc_colorize, pc_inpaint
 from tests.sde.mixture import gaussian_score
 
 B = 2048

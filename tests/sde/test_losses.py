@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.sde import SDE_LOSSES, VESDE, VPSDE, importance_sample_t, subVPSDE
+from gen_jax.diffusion import SDE_LOSSES, VESDE, VPSDE, importance_sample_t, subVPSDE
 from tests.sde.mixture import gaussian_score
 
 MU, S, D, B = 0.3, 0.5, 4, 200_000

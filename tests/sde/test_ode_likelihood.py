@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.sde import (VESDE, VPSDE, AdaptiveSampleOutput, bits_per_dim, ode_likelihood,
+from gen_jax.diffusion import (VESDE, VPSDE, AdaptiveSampleOutput, bits_per_dim, ode_likelihood,
                          ode_sample, odeint_adaptive, subVPSDE)
 from tests.sde.mixture import GaussianMixtureScore, gaussian_score
 

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from gen_jax.diffusion import make_schedule
-from gen_jax.sde import SDES, VESDE, VPSDE, subVPSDE
+from gen_jax.diffusion import SDES, VESDE, VPSDE, subVPSDE
 
 ALL = {"vesde": VESDE(), "vpsde": VPSDE(), "subvpsde": subVPSDE()}
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from gen_jax.samplers import SampleOutput
-from gen_jax.sde import (SDE_SAMPLERS, VESDE, VPSDE, batch_bcast, euler_maruyama_sample,
+from gen_jax.diffusion import (SDE_SAMPLERS, VESDE, VPSDE, batch_bcast, euler_maruyama_sample,
                          ode_sample, pc_sample, reverse_diffusion_sample, subVPSDE)
 
 MU, S = 0.5, 0.3

@@ -9,7 +9,8 @@ of their forward perturbation,
     y_known(t) = m(t) y_known + std(t) z,
 
 so that the unknown coordinates are sampled from (an approximation of) p(y_unknown | y_known).
-At the end the known coordinates are set to their exact values.
+At the end the known coordinates are set to their exact values. The loop is the samplers' own
+(`_predictor_corrector` with this replacement as its projection hook).
 
 * Inpainting: U = I, mask [B, H, W, C] (or broadcastable), 1 = known pixel.
 * Colorization: U = the paper's orthogonal matrix whose first column is (1, 1, 1) / sqrt(3),
@@ -26,9 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.samplers.base import SampleOutput
-from gen_jax.sde.samplers import (_ancestral_step, _check_discrete, _em_step, _grid, _rd_step,
-                                  PREDICTORS, langevin_step, tweedie_denoise)
-from gen_jax.sde.sde_lib import SDE, ScoreFn, batch_bcast
+from gen_jax.diffusion.sde_samplers import _predictor_corrector
+from gen_jax.diffusion.processes import SDE, ScoreFn, batch_bcast
 
 Array = jax.Array
 
@@ -79,65 +79,23 @@ def pc_impute(
   Returns:
     SampleOutput with samples [B, ...] (known coordinates exact) and nfe.
   """
-  if predictor not in PREDICTORS:
-    raise ValueError(f"Unknown predictor {predictor!r}; choose one of: {', '.join(PREDICTORS)}.")
   to_space = to_space or (lambda a: a)
   from_space = from_space or (lambda a: a)
-  n = sde.N if num_steps is None else int(num_steps)
-  ts = _grid(sde, n, eps)
-  if predictor in ("reverse_diffusion", "ancestral"):
-    _check_discrete(sde, n, eps)
-  n_corr = 0 if corrector == "none" else int(n_corrector_steps)
   known = jnp.asarray(known, jnp.float32)
   mask = jnp.broadcast_to(jnp.asarray(mask, jnp.float32), known.shape)
   y_known = to_space(known)
-  batch = known.shape[0]
-  init_key, step_key = jax.random.split(rng)
-  x = sde.prior_sampling(init_key, known.shape)
-  rsde = sde.reverse(score_fn, probability_flow=False)
 
   def impose(x, t, key):
     mean, std = sde.marginal_prob(y_known, t)
     noisy = mean + batch_bcast(std, y_known) * jax.random.normal(key, y_known.shape)
-    y = to_space(x)
-    return from_space(mask * noisy + (1.0 - mask) * y)
+    return from_space(mask * noisy + (1.0 - mask) * to_space(x))
 
-  def correct(k, x):
-    t = jnp.full((batch,), ts[k], jnp.float32)
-    key = jax.random.fold_in(jax.random.fold_in(step_key, k), 1)
-
-    def body(j, x):
-      kj = jax.random.fold_in(key, j)
-      x = langevin_step(sde, score_fn, x, t, jax.random.fold_in(kj, 0), snr)
-      return impose(x, t, jax.random.fold_in(kj, 1))
-
-    return jax.lax.fori_loop(0, n_corr, body, x) if n_corr else x
-
-  def predict(k, x, dt):
-    t = jnp.full((batch,), ts[k], jnp.float32)
-    key = jax.random.fold_in(jax.random.fold_in(step_key, k), 0)
-    if predictor == "reverse_diffusion":
-      x = _rd_step(rsde, x, t, key)
-    elif predictor == "ancestral":
-      x = _ancestral_step(sde, score_fn, x, t, key)
-    else:
-      x = _em_step(rsde, x, t, dt, key)
-    t_next = jnp.full((batch,), jnp.maximum(ts[k] + dt, 0.0), jnp.float32)
-    return impose(x, t_next, jax.random.fold_in(key, 7))
-
-  def step(k, x):
-    x = correct(k, x)
-    return predict(k, x, ts[k + 1] - ts[k])
-
-  x = impose(x, jnp.full((batch,), ts[0], jnp.float32), jax.random.fold_in(step_key, n + 1))
-  x = jax.lax.fori_loop(0, n - 1, step, x)
-  x = correct(n - 1, x)
-  if denoise:
-    x = tweedie_denoise(sde, score_fn, x, eps)
-  else:
-    x = predict(n - 1, x, -ts[n - 1])
-  x = from_space(mask * y_known + (1.0 - mask) * to_space(x))
-  return SampleOutput(samples=x, nfe=n * (1 + n_corr))
+  out = _predictor_corrector(
+      sde, score_fn, rng=rng, shape=known.shape, init_noise=None, predictor=predictor,
+      corrector=corrector, snr=snr, n_corrector_steps=n_corrector_steps, num_steps=num_steps,
+      eps=eps, denoise=denoise, project=impose)
+  x = from_space(mask * y_known + (1.0 - mask) * to_space(out.samples))
+  return out.replace(samples=x)
 
 
 def pc_inpaint(sde: SDE, score_fn: ScoreFn, *, rng: Array, data: Array, mask: Array,

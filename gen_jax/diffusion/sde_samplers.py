@@ -35,6 +35,7 @@ stationarity of p_t (for 16-dimensional Gaussian data it inflated the sample var
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import flax
@@ -42,9 +43,9 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.registry import Registry
-from gen_jax.samplers.base import SampleOutput
-from gen_jax.sde.ode import odeint_adaptive
-from gen_jax.sde.sde_lib import SDE, VESDE, VPSDE, ScoreFn, batch_bcast
+from gen_jax.samplers.base import SampleOutput, initial_noise
+from gen_jax.diffusion.ode import odeint_adaptive
+from gen_jax.diffusion.processes import SDE, VESDE, VPSDE, ScoreFn, batch_bcast
 
 Array = jax.Array
 
@@ -81,32 +82,6 @@ class AdaptiveSampleOutput:
 
   def scale_nfe(self, factor: int) -> "AdaptiveSampleOutput":
     return self.replace(nfe_per_sample=self.nfe_per_sample * factor)
-
-
-def _init(sde: SDE, rng: Array, shape: Sequence[int] | None, init_noise: Array | None) -> Array:
-  """x_T: `init_noise` if given (checked against `shape`), else a draw of the prior."""
-  if init_noise is None:
-    if shape is None:
-      raise ValueError("Give the sample shape [B, ...] as `shape` (or x_T as `init_noise`).")
-    shape = tuple(int(d) for d in shape)
-    if len(shape) < 1 or any(d < 1 for d in shape):
-      raise ValueError(f"shape must be [B, ...] with positive sizes, got {shape}.")
-    return sde.prior_sampling(rng, shape)
-  init_noise = jnp.asarray(init_noise, jnp.float32)
-  if shape is not None and tuple(shape) != init_noise.shape:
-    raise ValueError(f"init_noise has shape {init_noise.shape} but shape={tuple(shape)}.")
-  if init_noise.ndim < 1:
-    raise ValueError("init_noise must be [B, ...], got a scalar.")
-  return init_noise
-
-
-def _grid(sde: SDE, n: int, eps: float) -> Array:
-  """t_k = linspace(T, eps, n), float32 [n]."""
-  if n < 2:
-    raise ValueError(f"num_steps must be >= 2, got {n}.")
-  if not 0.0 < eps < sde.T:
-    raise ValueError(f"eps must lie in (0, T = {sde.T}), got {eps}.")
-  return jnp.linspace(sde.T, eps, n, dtype=jnp.float32)
 
 
 def _check_discrete(sde: SDE, n: int, eps: float) -> None:
@@ -179,7 +154,10 @@ def langevin_step(sde: SDE, score_fn: ScoreFn, x: Array, t: Array, key: Array,
 
 
 def _predictor_corrector(sde, score_fn, *, rng, shape, init_noise, predictor, corrector, snr,
-                         n_corrector_steps, num_steps, eps, denoise) -> SampleOutput:
+                         n_corrector_steps, num_steps, eps, denoise,
+                         project=None) -> SampleOutput:
+  """The PC loop of every SDE sampler; `project(x, t [B], key) -> x`, if given, runs after the
+  prior draw and after every predictor and corrector update (imputation, `controllable`)."""
   if predictor not in PREDICTORS:
     raise ValueError(f"Unknown predictor {predictor!r}; choose one of: {', '.join(PREDICTORS)}.")
   if corrector not in CORRECTORS:
@@ -188,23 +166,29 @@ def _predictor_corrector(sde, score_fn, *, rng, shape, init_noise, predictor, co
   if n_corr < 0:
     raise ValueError(f"n_corrector_steps must be >= 0, got {n_corrector_steps}.")
   n = sde.N if num_steps is None else int(num_steps)
-  ts = _grid(sde, n, eps)
+  ts = sde.sampling_grid(n, eps=eps)
   if predictor in ("reverse_diffusion", "ancestral"):
     _check_discrete(sde, n, eps)
   if predictor == "ancestral" and not isinstance(sde, (VESDE, VPSDE)):
     raise ValueError(f"The ancestral predictor is defined for VESDE and VPSDE only, not "
                      f"{type(sde).__name__}; use reverse_diffusion instead.")
   init_key, step_key = jax.random.split(rng)
-  x = _init(sde, init_key, shape, init_noise)
+  x = initial_noise(sde, init_key, shape, init_noise)
   batch = x.shape[0]
   rsde = sde.reverse(score_fn, probability_flow=False)
+  full = lambda t: jnp.full((batch,), t, jnp.float32)
+  if project is not None:
+    x = project(x, full(ts[0]), jax.random.fold_in(step_key, n + 1))
 
   def correct(k, x):
     t = jnp.full((batch,), ts[k], jnp.float32)
     key = jax.random.fold_in(jax.random.fold_in(step_key, k), 1)
 
     def body(j, x):
-      return langevin_step(sde, score_fn, x, t, jax.random.fold_in(key, j), snr)
+      x = langevin_step(sde, score_fn, x, t, jax.random.fold_in(key, j), snr)
+      if project is not None:
+        x = project(x, t, jax.random.fold_in(jax.random.fold_in(key, j), 1))
+      return x
 
     return jax.lax.fori_loop(0, n_corr, body, x) if n_corr else x
 
@@ -212,10 +196,14 @@ def _predictor_corrector(sde, score_fn, *, rng, shape, init_noise, predictor, co
     t = jnp.full((batch,), ts[k], jnp.float32)
     key = jax.random.fold_in(jax.random.fold_in(step_key, k), 0)
     if predictor == "reverse_diffusion":
-      return _rd_step(rsde, x, t, key)
-    if predictor == "ancestral":
-      return _ancestral_step(sde, score_fn, x, t, key)
-    return _em_step(rsde, x, t, dt, key)
+      x = _rd_step(rsde, x, t, key)
+    elif predictor == "ancestral":
+      x = _ancestral_step(sde, score_fn, x, t, key)
+    else:
+      x = _em_step(rsde, x, t, dt, key)
+    if project is not None:
+      x = project(x, full(jnp.maximum(ts[k] + dt, 0.0)), jax.random.fold_in(key, 7))
+    return x
 
   def step(k, x):
     x = correct(k, x)
@@ -228,78 +216,6 @@ def _predictor_corrector(sde, score_fn, *, rng, shape, init_noise, predictor, co
   else:
     x = predict(n - 1, x, -ts[n - 1])  # Euler-Maruyama: eps -> 0; reverse diffusion: step 0
   return SampleOutput(samples=x, nfe=n * (1 + n_corr))
-
-
-@SDE_SAMPLERS.register("euler_maruyama")
-def euler_maruyama_sample(
-    sde: SDE,
-    score_fn: ScoreFn,
-    *,
-    rng: Array,
-    shape: Sequence[int] | None = None,
-    num_steps: int | None = None,
-    eps: float = 1e-3,
-    denoise: bool = True,
-    init_noise: Array | None = None,
-) -> SampleOutput:
-  """Euler-Maruyama on the reverse SDE (paper appendix D.1); nfe = num_steps.
-
-  x <- x + [f - g^2 score](x, t_k) dt_k + g(t_k) sqrt(-dt_k) z, dt_k = t_{k+1} - t_k < 0.
-
-  Args:
-    sde: the forward SDE; score_fn: (x [B, ...], t [B]) -> score.
-    rng: PRNG key (prior draw and step noise); shape: [B, ...] (may be omitted with init_noise).
-    num_steps: n grid points from T to eps (default sde.N).
-    eps: the smallest time, where the integration stops (the score blows up at t = 0).
-    denoise: finish with Tweedie's E[x0 | x_eps] instead of a last step eps -> 0.
-    init_noise: optional x_T [B, ...].
-  """
-  return _predictor_corrector(
-      sde, score_fn, rng=rng, shape=shape, init_noise=init_noise, predictor="euler_maruyama",
-      corrector="none", snr=0.0, n_corrector_steps=0, num_steps=num_steps, eps=eps,
-      denoise=denoise)
-
-
-@SDE_SAMPLERS.register("reverse_diffusion")
-def reverse_diffusion_sample(
-    sde: SDE,
-    score_fn: ScoreFn,
-    *,
-    rng: Array,
-    shape: Sequence[int] | None = None,
-    eps: float = 1e-3,
-    denoise: bool = True,
-    init_noise: Array | None = None,
-) -> SampleOutput:
-  """The reverse-diffusion predictor alone (paper eq. 47) over the N discrete steps; nfe = N.
-
-  x_{i-1} = x_i - f_i(x_i) + G_i^2 score(x_i, t_i) + G_i z: for the VP SDE this is (to first
-  order in beta_i) DDPM's ancestral step, for VE the NCSN one. Arguments as in
-  `euler_maruyama_sample`; the number of steps is sde.N.
-  """
-  return _predictor_corrector(
-      sde, score_fn, rng=rng, shape=shape, init_noise=init_noise, predictor="reverse_diffusion",
-      corrector="none", snr=0.0, n_corrector_steps=0, num_steps=None, eps=eps, denoise=denoise)
-
-
-@SDE_SAMPLERS.register("ancestral")
-def ancestral_sample(
-    sde: SDE,
-    score_fn: ScoreFn,
-    *,
-    rng: Array,
-    shape: Sequence[int] | None = None,
-    eps: float = 1e-3,
-    denoise: bool = True,
-    init_noise: Array | None = None,
-) -> SampleOutput:
-  """The ancestral-sampling predictor alone (paper eq. 48 / 49, VE and VP only); nfe = N.
-
-  Arguments as in `reverse_diffusion_sample`; the number of steps is sde.N.
-  """
-  return _predictor_corrector(
-      sde, score_fn, rng=rng, shape=shape, init_noise=init_noise, predictor="ancestral",
-      corrector="none", snr=0.0, n_corrector_steps=0, num_steps=None, eps=eps, denoise=denoise)
 
 
 @SDE_SAMPLERS.register("pc")
@@ -330,6 +246,24 @@ def pc_sample(
       eps=eps, denoise=denoise)
 
 
+def _predictor_only(predictor: str, doc: str):
+  """pc_sample with one predictor and no corrector, registered under the predictor's name."""
+  fn = functools.partial(pc_sample, predictor=predictor, corrector="none")
+  fn.__doc__ = doc
+  SDE_SAMPLERS.add(predictor, fn)
+  return fn
+
+
+euler_maruyama_sample = _predictor_only("euler_maruyama", """Euler-Maruyama on the reverse SDE
+(paper appendix D.1); nfe = num_steps (default sde.N):
+x <- x + [f - g^2 score](x, t_k) dt_k + g(t_k) sqrt(-dt_k) z, dt_k = t_{k+1} - t_k < 0.""")
+reverse_diffusion_sample = _predictor_only("reverse_diffusion", """The reverse-diffusion
+predictor (paper eq. 47) over the N discrete steps; nfe = N: x_{i-1} = x_i - f_i(x_i) +
+G_i^2 score(x_i, t_i) + G_i z, to first order DDPM's ancestral step for VP, NCSN's for VE.""")
+ancestral_sample = _predictor_only("ancestral", """The ancestral-sampling predictor (paper
+eq. 48 / 49, VE and VP only) over the N discrete steps; nfe = N.""")
+
+
 @SDE_SAMPLERS.register("ode")
 def ode_sample(
     sde: SDE,
@@ -354,7 +288,7 @@ def ode_sample(
   * "heun":  x' = x + d(x, t_k) dt_k,
              x <- x + (d(x, t_k) + d(x', t_{k+1})) dt_k / 2;           nfe = 2 (n - 1);
 
-  * "rk45":  adaptive Dormand-Prince 5(4) (`gen_jax.sde.ode.odeint_adaptive`, the paper's
+  * "rk45":  adaptive Dormand-Prince 5(4) (`gen_jax.diffusion.ode.odeint_adaptive`, the paper's
              scipy RK45 on device) with tolerances rtol/atol and at most max_steps
              attempted steps; returns an `AdaptiveSampleOutput` whose nfe is known after
              running (2 + 6 per attempted step, +1 for denoising); num_steps is ignored.
@@ -364,7 +298,7 @@ def ode_sample(
   """
   if method not in ODE_METHODS:
     raise ValueError(f"Unknown ODE method {method!r}; choose one of: {', '.join(ODE_METHODS)}.")
-  x = _init(sde, rng, shape, init_noise)
+  x = initial_noise(sde, rng, shape, init_noise)
   batch = x.shape[0]
   rsde = sde.reverse(score_fn, probability_flow=True)
 
@@ -372,7 +306,7 @@ def ode_sample(
     return rsde.sde(x, jnp.full((batch,), t, jnp.float32))[0]
 
   if method == "rk45":
-    _grid(sde, 2, eps)  # validates eps
+    sde.sampling_grid(2, eps=eps)  # validates eps
     sol = odeint_adaptive(lambda t, y: drift(y, t), x, sde.T, eps, rtol=rtol, atol=atol,
                           max_steps=max_steps)
     x, nfe = sol.y, sol.nfe
@@ -383,7 +317,7 @@ def ode_sample(
                                 success=jnp.full((batch,), sol.success))
 
   n = sde.N if num_steps is None else int(num_steps)
-  ts = _grid(sde, n, eps)
+  ts = sde.sampling_grid(n, eps=eps)
 
   def step(k, x):
     t, t_next = ts[k], ts[k + 1]

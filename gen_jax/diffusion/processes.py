@@ -1,5 +1,9 @@
-"""Forward SDEs of score-based generative modelling: Song, Sohl-Dickstein, Kingma, Kumar, Ermon &
-Poole, "Score-Based Generative Modeling through Stochastic Differential Equations" (ICLR 2021).
+"""The continuous noise processes: forward SDEs of score-based generative modelling (Song, Sohl-Dickstein, Kingma, Kumar, Ermon &
+Poole, "Score-Based Generative Modeling through Stochastic Differential Equations", ICLR 2021).
+
+Each is a noise process x_t = alpha(t) x_0 + sigma(t) eps (`marginal_coef`), the interface of
+`gen_jax.diffusion.gaussian`; DDPM's discrete chains are presets derived from the VP process
+(`gen_jax.diffusion.schedules`). EDM's sigma-parameterised process would be one more class.
 
 A forward SDE on t in [0, T] (T = 1 here)
 
@@ -94,6 +98,17 @@ class SDE:
     """(mean [B, ...], std [B]) of the perturbation kernel p_t(x | x0) = N(mean, std^2 I)."""
     m, std = self.marginal_coef(_as_time(t, x0))
     return batch_bcast(m, x0) * x0, std
+
+  def sampling_grid(self, num_steps: int | None = None, *, eps: float = 1e-3,
+                    **unused) -> Array:
+    """The times t_k = linspace(T, eps, n) a sampler visits, float32 [n] (n = N by default)."""
+    del unused
+    n = self.N if num_steps is None else int(num_steps)
+    if n < 2:
+      raise ValueError(f"num_steps must be >= 2, got {n}.")
+    if not 0.0 < eps < self.T:
+      raise ValueError(f"eps must lie in (0, T = {self.T}), got {eps}.")
+    return jnp.linspace(self.T, eps, n, dtype=jnp.float32)
 
   def discrete_index(self, t: Array) -> Array:
     """The discrete step i = floor(t (N - 1) / T), clipped to [0, N-1], int32 [B]."""
@@ -237,27 +252,31 @@ class _VPFamily(SDE):
     return self.beta_min + jnp.asarray(t) / self.T * (self.beta_max - self.beta_min)
 
   def log_mean_coeff(self, t: Array) -> Array:
-    """log m(t) = -1/2 int_0^t beta = -1/4 t^2 (beta_max - beta_min) - 1/2 t beta_min (T = 1)."""
-    t = jnp.asarray(t) / self.T
+    """log m(t) = -1/2 int_0^t beta = -1/4 t^2 (beta_max - beta_min) - 1/2 t beta_min (T = 1).
+
+    NumPy (float64) in, NumPy out, so that discrete presets can be derived in float64.
+    """
+    t = (t if isinstance(t, np.ndarray) else jnp.asarray(t)) / self.T
     return self.T * (-0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min)
 
   @property
   def discrete_betas(self) -> Array:
     """float32 [N]: linspace(beta_min / N, beta_max / N, N), DDPM's betas for N = 1000."""
-    return jnp.asarray(self._betas64(), jnp.float32)
+    return jnp.asarray(self.discrete_betas64(), jnp.float32)
 
-  def _betas64(self) -> np.ndarray:
+  def discrete_betas64(self) -> np.ndarray:
+    """float64 [N] betas of the DDPM discretisation (the discrete presets derive from it)."""
     return np.linspace(self.beta_min / self.N, self.beta_max / self.N, self.N, dtype=np.float64)
 
   @property
   def alphas(self) -> Array:
     """float32 [N]: 1 - beta_i."""
-    return jnp.asarray(1.0 - self._betas64(), jnp.float32)
+    return jnp.asarray(1.0 - self.discrete_betas64(), jnp.float32)
 
   @property
   def alphas_cumprod(self) -> Array:
     """float32 [N]: abar_i = prod_{j<=i} (1 - beta_j) (computed in float64)."""
-    return jnp.asarray(np.cumprod(1.0 - self._betas64()), jnp.float32)
+    return jnp.asarray(np.cumprod(1.0 - self.discrete_betas64()), jnp.float32)
 
   def prior_sampling(self, rng, shape):
     return jax.random.normal(rng, tuple(shape), jnp.float32)

@@ -28,12 +28,14 @@ t ~ U(eps, T); perturbation x_t = m(t) x0 + std(t) z with z ~ N(0, I). Registere
   eps-prediction divided by -sqrt(1 - abar_i); see `score_sde.ScoreModel`).
 
 `reduce_mean` averages over the dimensions instead of summing (the paper's
-`reduce_mean` option; the default sums, as its continuous configs do); `antithetic` draws
+`reduce_mean` option: its VE configs sum, its VP / sub-VP configs average; the score_sde
+configs here follow that per SDE); `antithetic` draws
 half the batch's times u and the other half 1 - u (in the uniform variable of the sampler),
 which lowers the variance of the batch mean (continuous losses only).
 
 Add a loss with `@SDE_LOSSES.register("name")` and select it with
-`--config.method.loss=name`.
+`--config.method.loss=name`; add a weighting of "dsm" with `@WEIGHTINGS.register("name")`
+and select it with `--config.method.weighting=name`.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.registry import Registry
-from gen_jax.sde.sde_lib import SDE, VESDE, VPSDE, ScoreFn, _VPFamily, batch_bcast, subVPSDE
+from gen_jax.diffusion.processes import SDE, VESDE, VPSDE, ScoreFn, _VPFamily, batch_bcast, subVPSDE
 
 Array = jax.Array
 
@@ -102,7 +104,7 @@ def _is_cdf(sde: SDE, t: Array) -> Array:
   if isinstance(sde, subVPSDE):
     return 2.0 * jnp.log(jnp.expm1(b)) - b
   raise ValueError(f"No importance-sampling distribution for {type(sde).__name__}; set "
-                   "method.importance_sampling=False or add one in gen_jax/sde/losses.py.")
+                   "method.importance_sampling=False or add one in gen_jax/diffusion/sde_losses.py.")
 
 
 def _is_inverse_cdf(sde: SDE, f: Array) -> Array:
@@ -127,18 +129,40 @@ def importance_sample_t(sde: SDE, u: Array, eps: float) -> tuple[Array, Array]:
   return jnp.clip(t, eps, sde.T), hi - lo
 
 
+# ------------------------------------------------------------------ weightings of "dsm"
+# w(sde, t [B]) -> [B], the weight of 1/2 ||std s + z||^2 (the eps-space error), i.e.
+# lambda(t) / std(t)^2 in the paper's eq. 7; chosen with --config.method.weighting=NAME.
+WEIGHTINGS: Registry[Callable[[SDE, Array], Array]] = Registry("loss weighting")
+
+
+@WEIGHTINGS.register("sigma2")
+def sigma2_weighting(sde: SDE, t: Array) -> Array:
+  """lambda = std^2, the paper's default (DDPM's L_simple in eps space)."""
+  del sde
+  return jnp.ones_like(t)
+
+
+@WEIGHTINGS.register("snr")
+def snr_weighting(sde: SDE, t: Array) -> Array:
+  """lambda = alpha^2: the x0-space error ||x0_hat - x0||^2 (weight SNR = alpha^2 / std^2)."""
+  alpha, std = sde.marginal_coef(t)
+  return jnp.square(alpha / std)
+
+
 # ------------------------------------------------------------------ continuous losses
 @SDE_LOSSES.register("dsm")
 def dsm_loss(score_fn: ScoreFn, sde: SDE, x0: Array, rng: Array, *, eps: float = 1e-5,
-             reduce_mean: bool = False, antithetic: bool = False, **unused) -> Array:
-  """Denoising score matching with lambda(t) = std(t)^2: 1/2 ||std s(x_t, t) + z||^2 [B]."""
+             reduce_mean: bool = False, antithetic: bool = False, weighting: str = "sigma2",
+             **unused) -> Array:
+  """Denoising score matching, w(t)/2 ||std s(x_t, t) + z||^2 [B] (w in WEIGHTINGS)."""
   del unused
   rng_t, rng_z = jax.random.split(rng)
   t = eps + (sde.T - eps) * _uniform(rng_t, x0.shape[0], antithetic)
   z = jax.random.normal(rng_z, x0.shape, x0.dtype)
   x_t, std = _perturb(sde, x0, t, z)
   score = score_fn(x_t, t)
-  return 0.5 * _reduce(jnp.square(score * batch_bcast(std, x0) + z), reduce_mean)
+  loss = 0.5 * _reduce(jnp.square(score * batch_bcast(std, x0) + z), reduce_mean)
+  return loss if weighting == "sigma2" else WEIGHTINGS.get(weighting)(sde, t) * loss
 
 
 @SDE_LOSSES.register("dsm_likelihood")
