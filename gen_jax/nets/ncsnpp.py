@@ -1,25 +1,45 @@
 """NCSN++ and DDPM++: the score networks of Song et al., "Score-Based Generative Modeling
 through Stochastic Differential Equations" (ICLR 2021, arXiv:2011.13456), section 4.4 and
-appendix H.
+appendix H; a port of `models/ncsnpp.py` (with `layerspp.py`) of yang-song/score_sde.
 
 One module, `NCSNpp`, covers both (as in the paper's code): a UNet built from the shared
 blocks of `gen_jax.nets.layers` (the DDPM ResNet block with its BigGAN up/down option, the
-attention block, skip rescaling by 1/sqrt(2)) with
+attention block, skip rescaling by 1/sqrt(2), GroupNorm with min(C // 4, 32) groups) with
 
 * the noise conditioning embedded by Gaussian Fourier features of log(cond) (NCSN++, VE:
   `embedding_type="fourier"`, cond = sigma) or sinusoidally (DDPM++, VP: "positional",
   cond = 999 t or the discrete step);
 * BigGAN-style resampling ResNet blocks between resolutions (`resblock_type="biggan"`) or
-  the DDPM Downsample/Upsample layers ("ddpm"), with optional FIR filtering;
-* progressive growing of the input (`progressive_input="input_skip"`: the image, FIR-
-  downsampled, is added through a 1x1 conv at every resolution) and of the output
-  (`progressive="output_skip"`: every resolution predicts the output, upsampled and summed).
+  DDPM resamplers ("ddpm"), with optional FIR filtering (kernel [1, 3, 3, 1]);
+* attention after every down-path ResNet block at `attn_resolutions`, in the middle, and
+  once per up-path level (after the level's last block);
+* optional progressive growing of the input (`progressive_input`: "input_skip" adds a 1x1
+  conv of the downsampled image, a plain sum; "residual" adds a strided-conv pyramid) and of
+  the output (`progressive`: "output_skip" sums per-level predictions; "residual").
 
-The NCSN++ CIFAR-10 model: ch 128, ch_mult (1, 2, 2, 2), 4 ResNet blocks per resolution (8 for
-"deep"), attention at 16x16, fourier embedding with scale 16, fir, output_skip + input_skip.
-DDPM++ is the same without fir/progressive and with the positional embedding. The network does
-not know about SDEs: the method passes the conditioning value and rescales the output (1/sigma
-for VE, -1/std for VP), see `gen_jax.methods.score_sde`.
+The reference's CIFAR-10 networks (configs/{ve,vp,subvp}/cifar10_*_continuous.py): ch 128,
+ch_mult (1, 2, 2, 2), 4 ResNet blocks per level (8 for "deep"), attention at 16x16, BigGAN
+blocks, skip_rescale. NCSN++ adds the Fourier embedding (scale 16), FIR and
+progressive_input="residual" (progressive "none"; the high-resolution configs use
+"output_skip" + "input_skip"): 62,758,915 parameters, 107,587,075 deep. DDPM++ uses the
+positional embedding without FIR or pyramids: 61,804,419, 106,632,579 deep. gen_jax builds
+exactly these parameter counts and, on the same weights, the reference's outputs
+(tests/nets/test_ncsnpp_reference.py).
+
+Deviations from the reference code (none changes the function class):
+* The network does not know about SDEs: no `x -> 2x - 1` for uncentred data (gen_jax feeds
+  centred images) and no division by sigma (`scale_by_sigma`); the method passes the
+  conditioning and rescales the output (1/sigma for VE, -1/std for VP), see
+  `gen_jax.methods.score_sde`.
+* The last layer of each residual branch and the output convolution start at exact zeros
+  (the reference: variance scale 1e-10).
+* 1x1 convolutions replace the reference's NIN layers (kernel [1, 1, in, out] for
+  [in, out]; same maths) and Dense layers the attention's NIN q, k, v, out.
+* The sinusoidal embedding computes its frequencies as exp(-log(1e4) i / (h - 1)) (the
+  reference: exp(i * -(log(1e4) / (h - 1)))); float32 rounding differs by <= 1e-4 for t < 1000.
+* Extras: class conditioning (`num_classes`), `num_heads` > 1, a computation `dtype`. Fixed
+  (options in the reference): the swish nonlinearity, the [1, 3, 3, 1] FIR kernel, a
+  conditional network.
 """
 
 from __future__ import annotations
