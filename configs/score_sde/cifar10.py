@@ -3,13 +3,18 @@ Tables 2-3; `configs/{ve,vp,subvp}/cifar10_*.py` of the official code).
 
     --config=configs/score_sde/cifar10.py:variant=NAME      (default ve_ncsnpp_continuous)
 
-| variant                          | SDE    | network (params)        | loss             | paper          |
-| -------------------------------- | ------ | ----------------------- | ---------------- | -------------- |
-| ve_ncsnpp_continuous             | VE     | NCSN++ (62.9M)          | dsm              | FID 2.38       |
-| ve_ncsnpp_deep_continuous        | VE     | NCSN++ deep (108.8M)    | dsm              | FID 2.20       |
-| vp_ddpmpp_continuous             | VP     | DDPM++ (62.9M)          | dsm              | FID 2.55       |
-| subvp_ddpmpp_deep_continuous     | sub-VP | DDPM++ deep (108.7M)    | dsm              | 2.99 bits/dim  |
-| vp_ddpm                          | VP     | DDPM UNet (35.7M)       | ddpm (discrete)  | DDPM baseline  |
+| variant                      | SDE    | network (parameters)      | loss            | paper         |
+| ---------------------------- | ------ | ------------------------- | --------------- | ------------- |
+| ve_ncsnpp_continuous         | VE     | NCSN++ (62,758,915)       | dsm             | FID 2.38      |
+| ve_ncsnpp_deep_continuous    | VE     | NCSN++ deep (107,587,075) | dsm             | FID 2.20      |
+| vp_ddpmpp_continuous         | VP     | DDPM++ (61,804,419)       | dsm             | FID 2.55      |
+| subvp_ddpmpp_deep_continuous | sub-VP | DDPM++ deep (106,632,579) | dsm             | 2.99 bits/dim |
+| vp_ddpm                      | VP     | DDPM UNet (35,746,307)    | ddpm (discrete) | DDPM baseline |
+
+Parameter counts are those of the reference code's networks (score_sde's `models/ncsnpp.py`
+built from its `configs/{ve,vp,subvp}/cifar10_*_continuous.py`; NCSN++ there uses
+progressive="none", progressive_input="residual"); gen_jax's NCSNpp reproduces them and the
+reference's outputs exactly (tests/nets/test_ncsnpp_reference.py).
 
 Adam 2e-4, 5000 warm-up steps, clipping at 1, batch 128, random flips; 1.3M steps (0.95M for
 the deep models); EMA 0.999 for NCSN++ and 0.9999 otherwise. Sampling: PC with reverse

@@ -33,6 +33,12 @@ default_init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
 zero_init = nn.initializers.zeros
 
 
+def fan_avg_init(scale: float) -> nn.initializers.Initializer:
+  """`default_init` with variance `scale` (score_sde's `default_init(scale)`; its NIN layers,
+  e.g. the attention q/k/v of NCSN++, use scale 0.1)."""
+  return nn.initializers.variance_scaling(scale, "fan_avg", "uniform")
+
+
 def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10000.0, *,
                        flip_sin_to_cos: bool = False, freq_shift: float = 1.0) -> jax.Array:
   """Sinusoidal embedding of (possibly non-integer) timesteps, as in DDPM.
@@ -128,8 +134,12 @@ def downsample_2d(x: jax.Array, fir: bool = False, kernel: tuple[float, ...] = F
 
 
 def group_norm(channels: int, num_groups: int, *, dtype: Dtype, name: str,
-               owner: str = "", epsilon: float = 1e-6) -> nn.GroupNorm:
-  """A GroupNorm over `channels` with min(num_groups, channels) groups (DDPM uses 32).
+               owner: str = "", epsilon: float = 1e-6,
+               min_group_size: int = 1) -> nn.GroupNorm:
+  """A GroupNorm over `channels` with min(num_groups, channels // min_group_size) groups.
+
+  DDPM uses 32 groups (min_group_size 1); NCSN++/DDPM++ use min(C // 4, 32) groups
+  (min_group_size 4), which differs only for narrow layers (C < 128).
 
   `epsilon` is added to the variance (DDPM 1e-6; PyTorch's and diffusers' default 1e-5).
 
@@ -137,7 +147,7 @@ def group_norm(channels: int, num_groups: int, *, dtype: Dtype, name: str,
     ValueError: if that group count does not divide `channels`; `owner` (the calling
       module's name) is put in the message to locate the offending layer.
   """
-  groups = min(num_groups, channels)
+  groups = min(num_groups, max(channels // min_group_size, 1))
   if channels % groups:
     where = f" in {owner}" if owner else ""
     raise ValueError(
@@ -164,6 +174,9 @@ class ResnetBlock(nn.Module):
     fir: resample with the FIR kernel [1, 3, 3, 1] instead of nearest / average pooling.
     dtype: computation dtype.
     norm_eps: GroupNorm epsilon.
+    min_group_size: see `group_norm` (4 in NCSN++/DDPM++).
+    skip_init_scale: variance scale of the 1x1 skip projection (0.1 for the NIN shortcut of
+      score_sde's DDPM++ block `ResnetBlockDDPMpp`).
   """
   out_channels: int | None = None
   dropout: float = 0.0
@@ -173,6 +186,8 @@ class ResnetBlock(nn.Module):
   fir: bool = False
   dtype: Dtype = jnp.float32
   norm_eps: float = 1e-6
+  min_group_size: int = 1
+  skip_init_scale: float = 1.0
 
   @nn.compact
   def __call__(self, x: jax.Array, emb: jax.Array | None, *, train: bool) -> jax.Array:
@@ -198,7 +213,8 @@ class ResnetBlock(nn.Module):
       raise ValueError(f"{self.name}: resample must be 'none', 'up' or 'down', got "
                        f"{self.resample!r}.")
     h = group_norm(in_ch, self.num_groups, dtype=self.dtype, name="norm1", owner=self.name,
-                   epsilon=self.norm_eps)(x)
+                   epsilon=self.norm_eps,
+                   min_group_size=self.min_group_size)(x)
     h = jax.nn.swish(h)
     if self.resample == "up":
       h, x = upsample_2d(h, self.fir), upsample_2d(x, self.fir)
@@ -213,13 +229,16 @@ class ResnetBlock(nn.Module):
                    name="emb_proj")(jax.nn.swish(emb))
       h = h + e[:, None, None, :]
     h = group_norm(out_ch, self.num_groups, dtype=self.dtype, name="norm2", owner=self.name,
-                   epsilon=self.norm_eps)(h)
+                   epsilon=self.norm_eps,
+                   min_group_size=self.min_group_size)(h)
     h = jax.nn.swish(h)
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = conv(out_ch, 3, zero_init, "conv2")(h)
 
     needs_proj = in_ch != out_ch or self.resample != "none"
-    skip = conv(out_ch, 1, default_init, "skip")(x) if needs_proj else x
+    skip_init = default_init if self.skip_init_scale == 1.0 else fan_avg_init(
+        self.skip_init_scale)
+    skip = conv(out_ch, 1, skip_init, "skip")(x) if needs_proj else x
     out = skip + h
     if self.skip_rescale:
       out = out / math.sqrt(2.0)
@@ -239,12 +258,17 @@ class AttentionBlock(nn.Module):
     skip_rescale: divide the residual sum by sqrt(2) (NCSN++/DDPM++).
     dtype: computation dtype (the softmax is computed in float32).
     norm_eps: GroupNorm epsilon.
+    min_group_size: see `group_norm` (4 in NCSN++/DDPM++).
+    qkv_init_scale: variance scale of the q, k, v projections (0.1 in NCSN++/DDPM++, whose
+      `AttnBlockpp` uses score_sde's NIN default; 1 in DDPM).
   """
   num_heads: int = 1
   num_groups: int = 32
   skip_rescale: bool = False
   dtype: Dtype = jnp.float32
   norm_eps: float = 1e-6
+  min_group_size: int = 1
+  qkv_init_scale: float = 1.0
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -259,12 +283,15 @@ class AttentionBlock(nn.Module):
     dense = lambda init, name: nn.Dense(ch, dtype=self.dtype, kernel_init=init, name=name)
 
     h = group_norm(ch, self.num_groups, dtype=self.dtype, name="norm", owner=self.name,
-                   epsilon=self.norm_eps)(x)
+                   epsilon=self.norm_eps,
+                   min_group_size=self.min_group_size)(x)
     h = h.reshape(b, height * width, ch)
     split = lambda a: a.reshape(b, height * width, self.num_heads, head_dim)
-    q = split(dense(default_init, "q")(h))
-    k = split(dense(default_init, "k")(h))
-    v = split(dense(default_init, "v")(h))
+    qkv_init = (default_init if self.qkv_init_scale == 1.0
+                else fan_avg_init(self.qkv_init_scale))
+    q = split(dense(qkv_init, "q")(h))
+    k = split(dense(qkv_init, "k")(h))
+    v = split(dense(qkv_init, "v")(h))
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (head_dim ** -0.5)
     weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
     h = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, height * width, ch)
@@ -317,3 +344,51 @@ class Upsample(nn.Module):
       x = nn.Conv(x.shape[-1], (3, 3), dtype=self.dtype, kernel_init=default_init,
                   name="conv")(x)
     return x
+
+
+class ResampleConv(nn.Module):
+  """A 3x3 convolution that doubles or halves H and W (NCSN++'s resampling "with conv").
+
+  Without FIR: nearest-neighbour upsampling then a 3x3 conv, or a stride-2 3x3 conv ('SAME').
+  With FIR: StyleGAN2's fused `upsample_conv_2d` (a stride-2 transposed 3x3 convolution,
+  then the FIR kernel scaled by 4 with padding (1, 1)) or `conv_downsample_2d` (the FIR
+  kernel with padding (2, 2), then a stride-2 'VALID' 3x3 convolution), as in score_sde's
+  `up_or_down_sampling.Conv2d`.
+
+  Attributes:
+    features: output channels.
+    resample: "up" or "down".
+    fir: use the FIR kernel.
+    kernel: the separable FIR kernel.
+    dtype: computation dtype.
+  """
+  features: int
+  resample: str
+  fir: bool = False
+  kernel: tuple[float, ...] = FIR_KERNEL
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Maps [B, H, W, C] to [B, 2H, 2W, features] ("up") or [B, H/2, W/2, features]."""
+    if self.resample not in ("up", "down"):
+      raise ValueError(f"{self.name}: resample must be 'up' or 'down', got {self.resample!r}.")
+    w = self.param("kernel", default_init, (3, 3, x.shape[-1], self.features))
+    b = self.param("bias", nn.initializers.zeros, (self.features,))
+    w, x = w.astype(self.dtype), x.astype(self.dtype)
+    dims = ("NHWC", "HWIO", "NHWC")
+    taps = len(self.kernel)
+    if self.resample == "up":
+      if self.fir:
+        h = jax.lax.conv_transpose(x, w, (2, 2), "VALID", dimension_numbers=dims)
+        p = taps - 4  # the FIR taps minus the factor minus the conv's extra width
+        h = _fir_filter(h, self.kernel, gain=4.0, pad=((p + 1) // 2 + 1, p // 2 + 1))
+      else:
+        h = jax.lax.conv_general_dilated(upsample_2d(x), w, (1, 1), "SAME",
+                                         dimension_numbers=dims)
+    elif self.fir:
+      h = _fir_filter(x, self.kernel, gain=1.0, pad=((taps + 1) // 2, taps // 2))
+      h = jax.lax.conv_general_dilated(h, w, (2, 2), "VALID", dimension_numbers=dims)
+    else:
+      h = jax.lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=dims)
+    return h + b.astype(self.dtype)[None, None, None, :]

@@ -1,13 +1,11 @@
 """NCSN++ / DDPM++ (gen_jax.nets.ncsnpp) and the layers it adds to gen_jax.nets.layers.
 
-Shapes and parameter counts come from `jax.eval_shape` (nothing is compiled); one tiny
-forward/backward pass checks the FIR BigGAN path runs and that the Fourier frequencies are
-frozen.
+Shapes come from `jax.eval_shape` (nothing is compiled); one tiny forward/backward pass
+checks the FIR BigGAN path runs and that the Fourier frequencies are frozen. Parameter counts
+and outputs against the reference code: test_ncsnpp_reference.py.
 """
 
 from __future__ import annotations
-
-import math
 
 import jax
 import jax.numpy as jnp
@@ -42,27 +40,6 @@ def test_biggan_resnet_block_resamples():
   assert out.shape == (2, 16, 16, 4)
   with pytest.raises(ValueError, match="resample"):
     layers.ResnetBlock(resample="sideways").init(jax.random.PRNGKey(0), x, emb, train=False)
-
-
-@pytest.mark.parametrize("name,model,millions", [
-    ("ncsnpp", _score_sde.ncsnpp_model(), 62.9),
-    pytest.param("ncsnpp_deep", _score_sde.ncsnpp_model(num_res_blocks=8), 108.8,
-                 marks=pytest.mark.slow),
-    pytest.param("ddpmpp", _score_sde.ddpmpp_model(), 62.9, marks=pytest.mark.slow),
-    ("ddpmpp_deep", _score_sde.ddpmpp_model(num_res_blocks=8), 108.7),
-])
-def test_cifar10_variants_are_configs(name, model, millions):
-  """The paper's CIFAR-10 networks built from config dicts alone (~62M / ~108M parameters)."""
-  kw = dict(model)
-  net = build_net(kw.pop("name"), out_channels=3, **kw)
-  x, t = jnp.zeros((2, 32, 32, 3)), jnp.ones((2,))
-  out, variables = jax.eval_shape(
-      lambda: net.init_with_output(jax.random.PRNGKey(0), x, t, train=False))
-  params = variables["params"]
-  assert out.shape == x.shape
-  count = sum(math.prod(p.shape) for p in jax.tree.leaves(params)) / 1e6
-  print(name, f"{count:.2f}M parameters")
-  assert abs(count - millions) < 0.1
 
 
 def test_tiny_ncsnpp_runs_and_fourier_features_are_frozen():
