@@ -16,7 +16,7 @@ dequantizes nor flips them.
                 and has an exactly known structure for tests. Four classes of waveform
                 (0 sine, 1 square, 2 sawtooth, 3 triangle) at a fundamental drawn from the
                 25 semitones 220-880 Hz, amplitude 0.3-0.9, random phase, plus Gaussian
-                noise of standard deviation 0.01. "train" has 4,096 clips, "eval" 512, from
+                noise of standard deviation 0.001. "train" has 4,096 clips, "eval" 512, from
                 disjoint seeds.
 """
 
@@ -174,7 +174,7 @@ def tones_source(split: str, *, sample_rate: int = 8000, clip_length: int = 1024
     kind = i % len(TONE_CLASSES)
     frequency = 220.0 * 2.0 ** (rng.integers(0, 25) / 12.0)
     x = tone(kind, frequency, rng.uniform(0.3, 0.9), rng.uniform(), clip_length, sample_rate)
-    signals.append((x + 0.01 * rng.standard_normal(clip_length)).astype(np.float32))
+    signals.append((x + 0.001 * rng.standard_normal(clip_length)).astype(np.float32))
     labels.append(kind)
   return ClipSource(signals, labels, clip_length=clip_length, num_classes=len(TONE_CLASSES),
                     what="the tones")

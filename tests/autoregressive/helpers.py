@@ -7,9 +7,12 @@ from gen_jax.methods.autoregressive import build_autoregressive
 from tests.train.helpers import load_config
 
 
-def small_method(relpath: str, shape, *, num_classes: int = 0, model=None, **method):
+def small_method(relpath: str, shape, *, num_classes: int = 0, model=None, optim=None,
+                 **method):
   """The smoke config's method for data of `shape` (and overrides), built directly."""
   c = load_config(f"autoregressive/{relpath}", "smoke")
+  for k, v in (optim or {}).items():
+    c.optim[k] = v
   for k, v in (model or {}).items():
     c.model[k] = v
   for k, v in method.items():
