@@ -48,8 +48,8 @@ def test_pixelcnnpp_learns_real_mnist(shared_data):
   assert bpd < PIXELCNNPP_MNIST_MAX_BPD
 
 
-# Measured 2026-11-29: 3.45 held-out bits/sample after 300 steps at lr 3e-3 (uniform: 8;
-# 3.96 after 200, still falling); 175 s on 2 heavily shared CPU cores, hence slow.
+# Measured 2026-11-29: 3.447 held-out bits/sample after 300 steps at lr 3e-3 (uniform: 8;
+# 3.96 after 200, still falling); 63-175 s on 2 shared CPU cores, hence slow.
 WAVENET_STEPS = 300
 WAVENET_MAX_BITS = 4.0
 
