@@ -602,6 +602,18 @@ def _toy_from_config(cfg: Any, split: str):
   return toy.toy_source(name, split)
 
 
+@SOURCES.register("audio_folder")
+def _audio_folder_from_config(cfg: Any, split: str):
+  from gen_jax.data import audio  # pylint: disable=g-import-not-at-top
+  return audio.audio_folder_from_config(cfg, split)
+
+
+@SOURCES.register("audio_tones")
+def _audio_tones_from_config(cfg: Any, split: str):
+  from gen_jax.data import audio  # pylint: disable=g-import-not-at-top
+  return audio.tones_from_config(cfg, split)
+
+
 def build_source(cfg: Any, split: str) -> tuple[Any, DatasetInfo]:
   """Builds the source named by `cfg.source` for split "train" or "eval".
 

@@ -70,3 +70,26 @@ def scatter_image(points: np.ndarray, size: int = 256, extent: float | None = No
   image[axis, :] = image[:, axis] = 225.0
   image = np.minimum(image, 255.0 * (1.0 - darkness.T[::-1]))  # rows: y from top to bottom
   return image.astype(np.uint8)[..., None]
+
+
+def waveform_image(waves: np.ndarray, max_rows: int = 16, width: int = 512,
+                   row_height: int = 48) -> np.ndarray:
+  """Draws sequences [N, T] or [N, T, 1] in [-1, 1] as stacked waveform plots: uint8
+  [rows * row_height, width, 1], dark = signal. Each row shows the first `width` samples
+  of one sequence (or all of a shorter one, stretched), at most `max_rows` rows."""
+  waves = np.asarray(waves, np.float32)
+  if waves.ndim == 3:
+    waves = waves[..., 0]
+  if waves.ndim != 2:
+    raise ValueError(f"waveform_image expects sequences [N, T] or [N, T, 1], got {waves.shape}.")
+  waves = np.nan_to_num(np.clip(waves[:max_rows], -1.0, 1.0))
+  n, t = waves.shape
+  cols = np.minimum((np.arange(width) * min(t, width)) // width, t - 1)
+  image = np.full((n * row_height, width), 255, np.uint8)
+  for r, w in enumerate(waves):
+    ys = r * row_height + np.round((1.0 - w[cols]) * 0.5 * (row_height - 1)).astype(int)
+    image[r * row_height + row_height // 2, :] = 220
+    for c in range(width):
+      lo, hi = sorted((ys[c], ys[c - 1] if c else ys[c]))
+      image[lo:hi + 1, c] = 0
+  return image[..., None]

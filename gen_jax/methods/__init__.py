@@ -1,5 +1,6 @@
 """Generative families; importing this package registers each one in `METHODS`."""
 
+from gen_jax.methods import autoregressive  # noqa: F401  (registers "autoregressive")
 from gen_jax.methods import classifier  # noqa: F401  (registers "classifier")
 from gen_jax.methods import ddgan  # noqa: F401  (registers "ddgan")
 from gen_jax.methods import ddpm  # noqa: F401  (registers "ddpm")

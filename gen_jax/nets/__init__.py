@@ -16,13 +16,20 @@ from gen_jax.nets.layers import (AttentionBlock, Downsample, ResnetBlock, Upsamp
                                  timestep_embedding)
 from gen_jax.nets.mlp import ConditionalMLP
 from gen_jax.nets.ncsnpp import NCSNpp
+from gen_jax.nets.pixelcnn import GatedPixelCNN, PixelCNN
+from gen_jax.nets.pixelcnn_pp import PixelCNNpp
 from gen_jax.nets.unet import TinyUNet, UNet, tiny_unet_kwargs
+from gen_jax.nets.wavenet import WaveNet
 from gen_jax.registry import Registry
 
 NETS: Registry[Callable[..., nn.Module]] = Registry("network")
 NETS.add("unet", UNet)
 NETS.add("mlp", ConditionalMLP)
 NETS.add("ncsnpp", NCSNpp)
+NETS.add("pixelcnn", PixelCNN)
+NETS.add("gated_pixelcnn", GatedPixelCNN)
+NETS.add("pixelcnn_pp", PixelCNNpp)
+NETS.add("wavenet", WaveNet)
 
 
 def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:

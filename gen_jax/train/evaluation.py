@@ -69,15 +69,18 @@ def evaluate_split(exp: Experiment, state: TrainState, eval_step=None,
 def _to_host_samples(exp: Experiment, samples: jax.Array) -> np.ndarray:
   """Images in [-1, 1] -> uint8; vector data (e.g. 2-D toy points) stays float32."""
   samples = sharding_lib.to_host(samples)
-  if len(exp.info.image_shape) == 1:
+  if len(exp.info.image_shape) in (1, 2):  # vectors (toy2d) and sequences [T, C] (audio)
     return np.asarray(samples, np.float32)
   return images_lib.to_uint8(samples)
 
 
 def sample_figure(exp: Experiment, samples: np.ndarray) -> tuple[np.ndarray, int]:
-  """(uint8 [H, W, C] figure, PNG upscale): an image grid, or a scatter plot of 2-D points."""
+  """(uint8 [H, W, C] figure, PNG upscale): an image grid, a scatter plot of 2-D points, or
+  waveform plots of sequences [T, C]."""
   if len(exp.info.image_shape) == 1:
     return images_lib.scatter_image(samples[:, :2]), 1
+  if len(exp.info.image_shape) == 2:
+    return images_lib.waveform_image(samples), 1
   return images_lib.make_grid(samples), max(1, 128 // exp.info.image_shape[0])
 
 

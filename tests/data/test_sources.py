@@ -340,8 +340,9 @@ def test_tfds_unknown_dataset_name(tmp_path):
 
 
 def test_build_source_errors_and_registry(tmp_path):
-  assert sources.SOURCES.names() == ["digits", "folder", "idx", "npz", "tfds", "toy2d"]
-  with pytest.raises(KeyError, match="choose one of: digits, folder, idx, npz, tfds"):
+  assert sources.SOURCES.names() == ["audio_folder", "audio_tones", "digits", "folder", "idx",
+                                     "npz", "tfds", "toy2d"]
+  with pytest.raises(KeyError, match="choose one of: audio_folder, audio_tones, digits, folder"):
     sources.build_source({"source": "imagenet"}, "train")
   with pytest.raises(ValueError, match="needs data.eval_path"):
     sources.build_source({"source": "folder", "path": str(tmp_path)}, "eval")

@@ -1,0 +1,1 @@
+"""Probability distributions shared by several families (likelihood maths, no networks)."""
