@@ -20,7 +20,7 @@ def get_config(arg=None):
   c = _gan.ddgan_config(
       generator=dict(name="ddgan_unet", ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2,
                      attn_resolutions=(16,), dropout=0.0, z_dim=100, n_mlp=4, num_groups=32,
-                     mid_attention=True),
+                     mid_attention=True, output_bound=1.0),
       discriminator=dict(name="sngan_discriminator", ch=128, down=(True, True, True, False),
                          spectral_norm=False, time_embed_dim=128),
       lr_g=1.6e-4, lr_d=1.25e-4, b1=0.5, b2=0.9, num_timesteps=4, z_dim=100,

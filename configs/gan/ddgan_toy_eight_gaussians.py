@@ -13,7 +13,8 @@ from configs.gan import _gan
 def get_config(arg=None):
   args = common.parse_arg(arg, smoke=False)
   c = _gan.ddgan_config(
-      generator=dict(name="ddgan_mlp", hidden=(128, 128, 128), z_dim=8, embed_dim=64),
+      generator=dict(name="ddgan_mlp", hidden=(128, 128, 128), z_dim=8, embed_dim=64,
+                     output_bound=3.0),
       discriminator=dict(name="mlp_discriminator", hidden=(128, 128, 128), time_embed_dim=64),
       lr_g=1e-3, lr_d=1e-3, b1=0.5, b2=0.99, num_timesteps=4, z_dim=8,
       r1_gamma=0.1, r1_every=1)

@@ -25,7 +25,7 @@ exp(-beta_min t - (beta_max - beta_min) t^2 / 2), beta_i = 1 - abar(t_{i+1}) / a
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -39,7 +39,7 @@ from gen_jax.gan import regularizers
 from gen_jax.gan.losses import GAN_LOSSES
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics
 from gen_jax.methods.gan import (D, G, apply_net, build_nets, build_optimizers,
-                                 coverage_metrics, init_net, toy_modes)
+                                 coverage_metrics, init_net, learning_rates, toy_modes)
 from gen_jax.samplers import SampleOutput
 from gen_jax.train.optim import apply_gradients
 from gen_jax.train.state import TrainState
@@ -71,6 +71,8 @@ class DDGAN(Method):
     z_dim: latent size.
     loss: name in GAN_LOSSES (the paper: non_saturating).
     r1_gamma, r1_every: R1 on real x_{t-1}, lazily every k steps (paper: 0.02 / 15).
+    r1_lazy_scaling: the lazy R1 weight on those steps, "none" gamma / 2 (the paper's code)
+      or "stylegan2" k * gamma / 2; see gan.regularizers.
     num_classes: > 0 for class conditioning.
     modes, mode_std: known modes of the data (2-D mixtures) for coverage metrics.
   """
@@ -85,10 +87,13 @@ class DDGAN(Method):
   loss: str = "non_saturating"
   r1_gamma: float = 0.02
   r1_every: int = 15
+  r1_lazy_scaling: str = "none"
   num_classes: int = 0
   clip_x0: bool = True
   modes: Any = None
   mode_std: float = 0.0
+  lr_g: Callable[[jax.Array], jax.Array] | None = None
+  lr_d: Callable[[jax.Array], jax.Array] | None = None
 
   @property
   def num_timesteps(self) -> int:
@@ -165,7 +170,8 @@ class DDGAN(Method):
       if self.r1_gamma:
         d_of = lambda v: self.discriminate(dp, dv, v, x_t, t, y, train=True)[0]
         r1 = regularizers.lazy_penalty(state.step, self.r1_every, 0.5 * self.r1_gamma,
-                                       lambda: regularizers.r1_penalty(d_of, x_prev))
+                                       lambda: regularizers.r1_penalty(d_of, x_prev),
+                                       self.r1_lazy_scaling)
       return total + r1, (dv, jnp.mean(d_real), jnp.mean(d_fake), r1)
 
     (d_loss, (d_vars, d_real, d_fake, r1)), d_grads = jax.value_and_grad(
@@ -188,7 +194,8 @@ class DDGAN(Method):
     metrics = {"loss": d_loss, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real,
                "d_fake": d_fake, **d_norms, **g_norms,
                # x0 predictions from the noisiest steps are the model's unconditional samples.
-               **coverage_metrics(x0_hat, x0, self.modes, self.mode_std)}
+               **coverage_metrics(x0_hat, x0, self.modes, self.mode_std),
+               **learning_rates(self.lr_g, self.lr_d, state.step)}
     if self.r1_gamma:
       metrics["r1"] = r1
     return state.replace(params={G: g_params, D: d_params}, opt_state={G: g_opt, D: d_opt},
@@ -246,11 +253,13 @@ def build_ddgan(config, info) -> DDGAN:
   GAN_LOSSES.get(m.loss)
   if int(m.num_timesteps) < 1:
     raise ValueError(f"method.num_timesteps must be >= 1, got {m.num_timesteps}.")
-  opt_g, opt_d = build_optimizers(config)
+  opt_g, opt_d, lr_g, lr_d = build_optimizers(config)
   modes, mode_std = toy_modes(config)
   return DDGAN(
       generator=generator, discriminator=discriminator, optimizer_g=opt_g, optimizer_d=opt_d,
       schedule=make_schedule(m.beta_schedule, int(m.num_timesteps)), data_shape=data_shape,
       z_dim=int(m.z_dim), loss=m.loss, r1_gamma=float(m.r1_gamma), r1_every=int(m.r1_every),
+      r1_lazy_scaling=regularizers.check_lazy_scaling(m.r1_lazy_scaling),
       num_classes=num_classes, clip_x0=bool(config.sample.clip_x0),
-      modes=None if modes is None else tuple(map(tuple, modes.tolist())), mode_std=mode_std)
+      modes=None if modes is None else tuple(map(tuple, modes.tolist())), mode_std=mode_std,
+      lr_g=lr_g, lr_d=lr_d)
