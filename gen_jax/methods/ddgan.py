@@ -20,6 +20,33 @@ Sampling runs the T steps from x_{T-1} ~ N(0, I): NFE = T.
 The default schedule "ddgan_vp" is the paper's: the VP-SDE with beta_min = 0.1,
 beta_max = 20 evaluated at t_i = eps + (1 - eps) i / T (eps = 1e-3), abar(t) =
 exp(-beta_min t - (beta_max - beta_min) t^2 / 2), beta_i = 1 - abar(t_{i+1}) / abar(t_i).
+
+What matches the official code (github NVlabs/denoising-diffusion-gan, train_ddgan.py):
+the chain's indexing (its q_sample_pairs(t) is (x_{t-1}, x_t) here), the posterior
+coefficients and sampling (the mean alone at t = 0), the D step's fake pair built on the
+real pair's x_t, the G step on fresh t and noise, the non-saturating loss, R1 on real
+x_{t-1} with gamma / 2 on every lazy_reg-th step NOT multiplied by the period
+(r1_lazy_scaling="none"), a generator ending with tanh (gan.nets.DDGANUNet), EMA of G.
+
+Remaining deviations from the official code:
+* Generator: a DDPM-style UNet whose blocks ADD embed(t) + mapping(z) (PixelNorm + n_mlp
+  Dense); the reference is NCSN++ (BigGAN blocks with FIR resampling, residual input
+  pyramid) with z injected by adaptive group norm in every block.
+* Discriminator: gen_jax's SNGAN ResNet (spectral norm off) with a t-embedding added per
+  block; the reference's Discriminator_small has FIR-downsampling blocks with
+  (out + skip) / sqrt(2), leaky ReLU 0.2 and a minibatch-stddev layer.
+* Learning rate: cosine decay to 0 per step (optim.schedule); the reference anneals per
+  epoch to eta_min = 1e-5.
+* The reference prepends beta = 1e-8 to its chain, so its real x_{-1} carries noise of
+  std 1e-4; here x_{-1} = x_0 exactly.
+* CIFAR-10 batch: one global batch of 256; the reference runs 64 on each of 4 GPUs.
+* Sampling clips the final x to [-1, 1] when sample.clip_x0 (a no-op with the tanh).
+* 2-D mixtures: the official code has no 2-D generator, discriminator or config; the MLPs
+  and configs/gan/ddgan_toy_eight_gaussians.py are gen_jax's own. Known limitation: on the
+  25-Gaussian grid (std 0.05, spacing 1) this toy DDGAN stalls at ~7% high-quality samples
+  (the discriminator's real/fake logit gap collapses to ~0.002 within 400 steps), also
+  with T = 1, without R1, with a wider discriminator, a slower generator, a ReLU generator
+  or adaptive-norm latent injection; see tests/gan/test_gan_method.py (xfail).
 """
 
 from __future__ import annotations

@@ -38,6 +38,15 @@ g_lr / d_lr, the learning rates of this generator step.
 Learning-rate schedules count GENERATOR steps for both networks (`build_optimizers`): the
 n_dis discriminator steps of generator step k all use lr_d(k), as in Miyato et al.'s
 SNGAN code (its LinearShift runs per updater iteration) and WGAN-GP's code.
+
+Deviations from Miyato et al.'s SNGAN code (chainer sngan_projection) that remain:
+* Order within an iteration: the reference's updater steps G first (at i == 0) and then
+  D n_dis times; here the n_dis D steps come first, then G (on b fresh latents).
+* Power iteration: one step per discriminator training step, with its vectors kept in
+  model_state; the generator step and evaluation use them frozen (the reference also
+  updates u when D is called inside the generator's update).
+* EMA of G (trainer) for sampling and evaluation; the reference evaluates raw G.
+* Global batch statistics under multi-device jit (Sync-BN); the reference is one GPU.
 """
 
 from __future__ import annotations

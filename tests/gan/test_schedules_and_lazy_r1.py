@@ -66,12 +66,13 @@ def test_both_schedules_count_generator_steps_at_paper_settings(config_name, num
   want = np.array([expected(k) for k in ks])
   close = lambda got, msg="": np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-9,
                                                          err_msg=msg)
-  close(np.array([float(method.lr_d(k)) for k in ks]))
-  close(np.array([float(method.lr_g(k)) for k in ks]))
   close(_applied_learning_rates(method.optimizer_g, ks, 0.0, 0.9))
   for j in range(method.n_dis):  # the n_dis discriminator updates of generator step k
     close(_applied_learning_rates(method.optimizer_d, ks * method.n_dis + j, 0.0, 0.9),
           f"discriminator step {j} of each generator step")
+  # The schedules the update logs (g_lr, d_lr) are the ones applied.
+  close(np.array([float(method.lr_d(k)) for k in ks]))
+  close(np.array([float(method.lr_g(k)) for k in ks]))
 
 
 def test_update_logs_the_learning_rates_of_its_generator_step():
