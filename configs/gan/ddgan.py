@@ -6,7 +6,8 @@ UNet generator (128 channels, multipliers (1, 2, 2, 2), 2 blocks per level, atte
 uses NCSN++ with adaptive group norm; here the latent joins the time embedding), ending
 with tanh like the reference's; a time-conditioned ResNet discriminator on [x_{t-1}, x_t].
 Non-saturating loss, lazy R1 gamma = 0.02 every 15 steps with weight gamma / 2 (the
-reference's --lazy_reg 15, not multiplied by 15: method.r1_lazy_scaling="none"), Adam lr_g 1.6e-4 / lr_d 1.25e-4 with betas (0.5, 0.9) and
+reference's --lazy_reg 15, not multiplied by 15: method.r1_lazy_scaling="none"), Adam
+lr_g 1.6e-4 / lr_d 1.25e-4 with betas (0.5, 0.9) and
 cosine decay, EMA 0.9999, batch 256 (64 on each of 4 GPUs), 1800 epochs (~352k steps).
 
     python -m gen_jax.main --config=configs/gan/ddgan.py --workdir=runs/ddgan_cifar10
