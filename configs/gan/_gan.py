@@ -40,6 +40,7 @@ def gan_config(*, generator: dict, discriminator: dict, lr_g: float, lr_d: float
       gp_weight=0.0,  # WGAN-GP lambda
       r1_gamma=0.0,  # R1 gamma (enters as gamma / 2 * R1)
       r1_every=1,  # lazy R1 every k discriminator steps
+      r1_lazy_scaling="stylegan2",  # its weight there: k gamma / 2 ("none": gamma / 2)
       lecam_weight=0.0,
       lecam_decay=0.99,
       diffaugment="",  # e.g. "color,translation,cutout"
@@ -57,13 +58,17 @@ def gan_config(*, generator: dict, discriminator: dict, lr_g: float, lr_d: float
 def ddgan_config(*, generator: dict, discriminator: dict, lr_g: float, lr_d: float,
                  b1: float, b2: float, num_timesteps: int, z_dim: int,
                  r1_gamma: float, r1_every: int) -> ml_collections.ConfigDict:
-  """A base config with the "ddgan" method filled in."""
+  """A base config with the "ddgan" method filled in.
+
+  Lazy R1 follows DDGAN's code: gamma / 2 * R1 on every r1_every-th step, NOT multiplied
+  by the period (r1_lazy_scaling="none"; "stylegan2" multiplies by it).
+  """
   c = gan_config(generator=generator, discriminator=discriminator, lr_g=lr_g, lr_d=lr_d,
                  b1=b1, b2=b2, loss="non_saturating", z_dim=z_dim)
   c.method = ml_collections.ConfigDict(dict(
       name="ddgan", loss="non_saturating", z_dim=z_dim, num_timesteps=num_timesteps,
       beta_schedule="ddgan_vp", r1_gamma=r1_gamma, r1_every=r1_every,
-      class_conditional=False))
+      r1_lazy_scaling="none", class_conditional=False))
   c.sample.sampler = "ddgan"
   return c
 

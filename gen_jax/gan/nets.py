@@ -378,16 +378,30 @@ class LatentEmbedding(nn.Module):
     return h
 
 
+def bounded_output(h: jax.Array, bound: float) -> jax.Array:
+  """bound * tanh(h / bound) for bound > 0 (bound 1: the DDGAN reference's final tanh), else h.
+
+  Dividing by the bound keeps the slope 1 at 0, so only the range changes with it.
+  """
+  if bound < 0:
+    raise ValueError(f"output_bound must be >= 0 (0: unbounded), got {bound}.")
+  return bound * jnp.tanh(h / bound) if bound else h
+
+
 class DDGANMLP(nn.Module):
   """DDGAN generator for vector data: (x_t, t, z) -> x0 prediction, an MLP.
 
-  Input: concat(x_t, embed(t) + mapping(z)); SiLU hidden layers; linear output.
+  Input: concat(x_t, embed(t) + mapping(z)); SiLU hidden layers; linear output, then
+  `bounded_output` with `output_bound` (the reference ends its generator with tanh for data
+  in [-1, 1]; 2-D mixtures reach |x| ~ 2.2, hence a bound > 1 in their configs; 0 leaves
+  the output unbounded). The reference has no 2-D generator: this MLP is gen_jax's.
   """
 
   hidden: Sequence[int] = (128, 128, 128)
   z_dim: int = 8
   embed_dim: int = 64
   num_classes: int = 0
+  output_bound: float = 0.0
 
   @nn.compact
   def __call__(self, x_t: jax.Array, t: jax.Array, z: jax.Array, y: jax.Array | None = None,
@@ -400,7 +414,8 @@ class DDGANMLP(nn.Module):
     h = jnp.concatenate([x_t.reshape(x_t.shape[0], -1), emb], axis=1)
     for i, width in enumerate(self.hidden):
       h = nn.silu(nn.Dense(width, name=f"dense_{i}")(h))
-    return nn.Dense(math.prod(x_t.shape[1:]), name="out")(h).reshape(x_t.shape)
+    out = nn.Dense(math.prod(x_t.shape[1:]), name="out")(h).reshape(x_t.shape)
+    return bounded_output(out, self.output_bound)
 
 
 class DDGANUNet(nn.Module):
@@ -408,7 +423,9 @@ class DDGANUNet(nn.Module):
 
   The conditioning embedding is embed(t) + mapping(z) (+ label embedding), added inside
   every residual block (Xiao et al. inject z through adaptive group norm of NCSN++; the
-  additive form here is the DDPM block's). Output: the x0 prediction [B, H, W, C].
+  additive form here is the DDPM block's). Output: the x0 prediction [B, H, W, C], passed
+  through tanh as in the reference (`ncsnpp_generator_adagn.py`, unless --not_use_tanh), so
+  that the posterior samples use a bounded x0 in [-1, 1] (`output_bound`, 0: no tanh).
   `mid_attention` keeps the bottleneck's self-attention (off only in smoke tests).
   """
 
@@ -422,6 +439,7 @@ class DDGANUNet(nn.Module):
   num_groups: int = 32
   num_classes: int = 0
   mid_attention: bool = True
+  output_bound: float = 1.0
 
   @nn.compact
   def __call__(self, x_t: jax.Array, t: jax.Array, z: jax.Array, y: jax.Array | None = None,
@@ -462,7 +480,7 @@ class DDGANUNet(nn.Module):
         h = layers.Upsample(name=f"up_{i}_upsample")(h)
     h = nn.swish(layers.group_norm(h.shape[-1], self.num_groups, dtype=jnp.float32,
                                    name="norm_out")(h))
-    return nn.Conv(x_t.shape[-1], (3, 3), name="conv_out")(h)
+    return bounded_output(nn.Conv(x_t.shape[-1], (3, 3), name="conv_out")(h), self.output_bound)
 
 
 for _name, _cls in [("mlp_generator", MLPGenerator), ("mlp_discriminator", MLPDiscriminator),

@@ -5,8 +5,12 @@
       GP = E[(||grad_x D(x_hat)||_2 - 1)^2],   added to L_D with weight lambda (10).
 * R1 (Mescheder et al., "Which Training Methods for GANs do actually Converge?", 2018):
       R1 = E[||grad_x D(x_real)||_2^2],        added to L_D with weight gamma / 2.
-  Lazy regularisation (Karras et al., StyleGAN2, 2020): apply it only every k-th
-  discriminator step with weight k * gamma / 2, which keeps its average weight.
+  Lazy regularisation: apply it only every k-th discriminator step, with one of two
+  conventions for its weight (`LAZY_SCALINGS`, chosen by the config's r1_lazy_scaling):
+    "stylegan2"  k * gamma / 2 (Karras et al., StyleGAN2, 2020), which keeps the average
+                 weight of gamma / 2 per step;
+    "none"       gamma / 2 (Xiao et al.'s DDGAN code, train_ddgan.py with --lazy_reg k),
+                 so the average weight is gamma / (2 k).
 * LeCam (Tseng et al., "Regularizing GANs under Limited Data", CVPR 2021):
       R_LC = E[relu(d_real - alpha_fake)^2] + E[relu(alpha_real - d_fake)^2],
   with alpha_real / alpha_fake exponential moving averages of the discriminator's mean
@@ -66,18 +70,39 @@ def r1_penalty(d_fn: DiscriminatorFn, real: Array) -> Array:
   return jnp.mean(_flat_sq_norm(_per_example_grads(d_fn, real)))
 
 
-def lazy_weight(step: Array, every: int, weight: float) -> Array:
-  """`every * weight` on steps divisible by `every`, else 0 (StyleGAN2 lazy regularisation)."""
+# Factor of the weight on the steps where a lazy regulariser applies, given the period k.
+LAZY_SCALINGS: dict[str, Callable[[int], int]] = {
+    "stylegan2": lambda every: every,  # k * weight: the average weight stays `weight`
+    "none": lambda every: 1,  # weight itself (DDGAN's code)
+}
+
+
+def check_lazy_scaling(scaling: str) -> str:
+  """Returns `scaling` if it names a convention of LAZY_SCALINGS, else a clear error."""
+  if scaling not in LAZY_SCALINGS:
+    raise ValueError(f"Unknown lazy-regularisation scaling {scaling!r}; use one of "
+                     f"{sorted(LAZY_SCALINGS)} (method.r1_lazy_scaling).")
+  return scaling
+
+
+def lazy_weight(step: Array, every: int, weight: float, scaling: str = "stylegan2") -> Array:
+  """The weight on steps divisible by `every`, else 0.
+
+  On those steps: `every * weight` for scaling "stylegan2", `weight` for "none".
+  """
   every = max(int(every), 1)
-  return jnp.where(jnp.asarray(step) % every == 0, every * weight, 0.0).astype(jnp.float32)
+  w = LAZY_SCALINGS[check_lazy_scaling(scaling)](every) * weight
+  return jnp.where(jnp.asarray(step) % every == 0, w, 0.0).astype(jnp.float32)
 
 
-def lazy_penalty(step: Array, every: int, weight: float, penalty_fn: Callable[[], Array]) -> Array:
+def lazy_penalty(step: Array, every: int, weight: float, penalty_fn: Callable[[], Array],
+                 scaling: str = "stylegan2") -> Array:
   """weight-scaled `penalty_fn()` on every `every`-th step, 0 (and not computed) otherwise.
 
-  `jax.lax.cond` skips the double back-propagation on the steps without the penalty.
+  `scaling` is the convention of `lazy_weight`. `jax.lax.cond` skips the double
+  back-propagation on the steps without the penalty.
   """
-  w = lazy_weight(step, every, weight)
+  w = lazy_weight(step, every, weight, scaling)
   if int(every) <= 1:
     return w * penalty_fn()
   return jax.lax.cond(w > 0, lambda: w * penalty_fn(), lambda: jnp.zeros((), jnp.float32))

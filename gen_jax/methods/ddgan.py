@@ -20,12 +20,39 @@ Sampling runs the T steps from x_{T-1} ~ N(0, I): NFE = T.
 The default schedule "ddgan_vp" is the paper's: the VP-SDE with beta_min = 0.1,
 beta_max = 20 evaluated at t_i = eps + (1 - eps) i / T (eps = 1e-3), abar(t) =
 exp(-beta_min t - (beta_max - beta_min) t^2 / 2), beta_i = 1 - abar(t_{i+1}) / abar(t_i).
+
+What matches the official code (github NVlabs/denoising-diffusion-gan, train_ddgan.py):
+the chain's indexing (its q_sample_pairs(t) is (x_{t-1}, x_t) here), the posterior
+coefficients and sampling (the mean alone at t = 0), the D step's fake pair built on the
+real pair's x_t, the G step on fresh t and noise, the non-saturating loss, R1 on real
+x_{t-1} with gamma / 2 on every lazy_reg-th step NOT multiplied by the period
+(r1_lazy_scaling="none"), a generator ending with tanh (gan.nets.DDGANUNet), EMA of G.
+
+Remaining deviations from the official code:
+* Generator: a DDPM-style UNet whose blocks ADD embed(t) + mapping(z) (PixelNorm + n_mlp
+  Dense); the reference is NCSN++ (BigGAN blocks with FIR resampling, residual input
+  pyramid) with z injected by adaptive group norm in every block.
+* Discriminator: gen_jax's SNGAN ResNet (spectral norm off) with a t-embedding added per
+  block; the reference's Discriminator_small has FIR-downsampling blocks with
+  (out + skip) / sqrt(2), leaky ReLU 0.2 and a minibatch-stddev layer.
+* Learning rate: cosine decay to 0 per step (optim.schedule); the reference anneals per
+  epoch to eta_min = 1e-5.
+* The reference prepends beta = 1e-8 to its chain, so its real x_{-1} carries noise of
+  std 1e-4; here x_{-1} = x_0 exactly.
+* CIFAR-10 batch: one global batch of 256; the reference runs 64 on each of 4 GPUs.
+* Sampling clips the final x to [-1, 1] when sample.clip_x0 (a no-op with the tanh).
+* 2-D mixtures: the official code has no 2-D generator, discriminator or config; the MLPs
+  and configs/gan/ddgan_toy_eight_gaussians.py are gen_jax's own. Known limitation: on the
+  25-Gaussian grid (std 0.05, spacing 1) this toy DDGAN stalls at ~7% high-quality samples
+  (the discriminator's real/fake logit gap collapses to ~0.002 within 400 steps), also
+  with T = 1, without R1, with a wider discriminator, a slower generator, a ReLU generator
+  or adaptive-norm latent injection; see tests/gan/test_gan_method.py (xfail).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -39,7 +66,7 @@ from gen_jax.gan import regularizers
 from gen_jax.gan.losses import GAN_LOSSES
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics
 from gen_jax.methods.gan import (D, G, apply_net, build_nets, build_optimizers,
-                                 coverage_metrics, init_net, toy_modes)
+                                 coverage_metrics, init_net, learning_rates, toy_modes)
 from gen_jax.samplers import SampleOutput
 from gen_jax.train.optim import apply_gradients
 from gen_jax.train.state import TrainState
@@ -62,6 +89,8 @@ class DDGAN(Method):
     z_dim: latent size.
     loss: name in GAN_LOSSES (the paper: non_saturating).
     r1_gamma, r1_every: R1 on real x_{t-1}, lazily every k steps (paper: 0.02 / 15).
+    r1_lazy_scaling: the lazy R1 weight on those steps, "none" gamma / 2 (the paper's code)
+      or "stylegan2" k * gamma / 2; see gan.regularizers.
     num_classes: > 0 for class conditioning.
     modes, mode_std: known modes of the data (2-D mixtures) for coverage metrics.
   """
@@ -76,10 +105,13 @@ class DDGAN(Method):
   loss: str = "non_saturating"
   r1_gamma: float = 0.02
   r1_every: int = 15
+  r1_lazy_scaling: str = "none"
   num_classes: int = 0
   clip_x0: bool = True
   modes: Any = None
   mode_std: float = 0.0
+  lr_g: Callable[[jax.Array], jax.Array] | None = None
+  lr_d: Callable[[jax.Array], jax.Array] | None = None
 
   @property
   def num_timesteps(self) -> int:
@@ -156,7 +188,8 @@ class DDGAN(Method):
       if self.r1_gamma:
         d_of = lambda v: self.discriminate(dp, dv, v, x_t, t, y, train=True)[0]
         r1 = regularizers.lazy_penalty(state.step, self.r1_every, 0.5 * self.r1_gamma,
-                                       lambda: regularizers.r1_penalty(d_of, x_prev))
+                                       lambda: regularizers.r1_penalty(d_of, x_prev),
+                                       self.r1_lazy_scaling)
       return total + r1, (dv, jnp.mean(d_real), jnp.mean(d_fake), r1)
 
     (d_loss, (d_vars, d_real, d_fake, r1)), d_grads = jax.value_and_grad(
@@ -179,7 +212,8 @@ class DDGAN(Method):
     metrics = {"loss": d_loss, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real,
                "d_fake": d_fake, **d_norms, **g_norms,
                # x0 predictions from the noisiest steps are the model's unconditional samples.
-               **coverage_metrics(x0_hat, x0, self.modes, self.mode_std)}
+               **coverage_metrics(x0_hat, x0, self.modes, self.mode_std),
+               **learning_rates(self.lr_g, self.lr_d, state.step)}
     if self.r1_gamma:
       metrics["r1"] = r1
     return state.replace(params={G: g_params, D: d_params}, opt_state={G: g_opt, D: d_opt},
@@ -237,11 +271,13 @@ def build_ddgan(config, info) -> DDGAN:
   GAN_LOSSES.get(m.loss)
   if int(m.num_timesteps) < 1:
     raise ValueError(f"method.num_timesteps must be >= 1, got {m.num_timesteps}.")
-  opt_g, opt_d = build_optimizers(config)
+  opt_g, opt_d, lr_g, lr_d = build_optimizers(config)
   modes, mode_std = toy_modes(config)
   return DDGAN(
       generator=generator, discriminator=discriminator, optimizer_g=opt_g, optimizer_d=opt_d,
       schedule=make_schedule(m.beta_schedule, int(m.num_timesteps)), data_shape=data_shape,
       z_dim=int(m.z_dim), loss=m.loss, r1_gamma=float(m.r1_gamma), r1_every=int(m.r1_every),
+      r1_lazy_scaling=regularizers.check_lazy_scaling(m.r1_lazy_scaling),
       num_classes=num_classes, clip_x0=bool(config.sample.clip_x0),
-      modes=None if modes is None else tuple(map(tuple, modes.tolist())), mode_std=mode_std)
+      modes=None if modes is None else tuple(map(tuple, modes.tolist())), mode_std=mode_std,
+      lr_g=lr_g, lr_d=lr_d)

@@ -32,13 +32,27 @@ Metrics of `update`: loss (= d_loss, the discriminator loss of the last D step),
 d_loss, g_loss, d_real / d_fake (mean logits, last D step), gp / r1 / lecam when
 enabled, d_* and g_* gradient/parameter/update norms, and a mode-coverage signal:
 `diversity` (pairwise-distance ratio fake/real, see gan.monitoring) always, plus
-`modes_covered` and `high_quality` when the data has known modes (2-D mixtures).
+`modes_covered` and `high_quality` when the data has known modes (2-D mixtures), and
+g_lr / d_lr, the learning rates of this generator step.
+
+Learning-rate schedules count GENERATOR steps for both networks (`build_optimizers`): the
+n_dis discriminator steps of generator step k all use lr_d(k), as in Miyato et al.'s
+SNGAN code (its LinearShift runs per updater iteration) and WGAN-GP's code.
+
+Deviations from Miyato et al.'s SNGAN code (chainer sngan_projection) that remain:
+* Order within an iteration: the reference's updater steps G first (at i == 0) and then
+  D n_dis times; here the n_dis D steps come first, then G (on b fresh latents).
+* Power iteration: one step per discriminator training step, with its vectors kept in
+  model_state; the generator step and evaluation use them frozen (the reference also
+  updates u when D is called inside the generator's update).
+* EMA of G (trainer) for sampling and evaluation; the reference evaluates raw G.
+* Global batch statistics under multi-device jit (Sync-BN); the reference is one GPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -54,7 +68,7 @@ from gen_jax.gan.diffaugment import diff_augment, parse_policy
 from gen_jax.gan.losses import GAN_LOSSES
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics
 from gen_jax.samplers import SampleOutput
-from gen_jax.train.optim import apply_gradients, build_optimizer
+from gen_jax.train.optim import apply_gradients, build_optimizer, learning_rate_schedule
 from gen_jax.train.state import TrainState
 
 G, D = "generator", "discriminator"
@@ -102,6 +116,15 @@ def coverage_metrics(fake: jax.Array, real: jax.Array, modes, mode_std: float) -
   return out
 
 
+def learning_rates(lr_g, lr_d, step: jax.Array) -> Metrics:
+  """{"g_lr", "d_lr"}: both schedules at generator step `step` (those that are set)."""
+  out = {}
+  for name, schedule in (("g_lr", lr_g), ("d_lr", lr_d)):
+    if schedule is not None:
+      out[name] = jnp.asarray(schedule(step), jnp.float32)
+  return out
+
+
 @dataclasses.dataclass(frozen=True)
 class GAN(Method):
   """A GAN family instance.
@@ -116,12 +139,16 @@ class GAN(Method):
     n_dis: discriminator steps per generator step.
     gp_weight: WGAN-GP gradient penalty weight (0: off).
     r1_gamma: R1 weight gamma (the penalty enters as gamma / 2 * R1; 0: off).
-    r1_every: lazy R1: apply every k-th discriminator step with weight k * gamma / 2.
+    r1_every: lazy R1: apply it on every k-th discriminator step only.
+    r1_lazy_scaling: its weight on those steps: "stylegan2" k * gamma / 2 (StyleGAN2),
+      "none" gamma / 2 (DDGAN's code); see gan.regularizers.
     lecam_weight, lecam_decay: LeCam regulariser weight (0: off) and its EMA decay.
     diffaugment: DiffAugment policy applied to every discriminator input.
     num_classes: > 0 for a class-conditional GAN (labels from the batch).
     diffusion: Diffusion-GAN's adaptive discriminator-input diffusion, or None.
     modes, mode_std: known modes of the data (2-D mixtures) for coverage metrics.
+    lr_g, lr_d: the optimisers' learning-rate schedules as functions of the generator
+      step (logged as g_lr / d_lr); None logs nothing.
   """
 
   generator: nn.Module
@@ -135,6 +162,7 @@ class GAN(Method):
   gp_weight: float = 0.0
   r1_gamma: float = 0.0
   r1_every: int = 1
+  r1_lazy_scaling: str = "stylegan2"
   lecam_weight: float = 0.0
   lecam_decay: float = 0.99
   diffaugment: tuple[str, ...] = ()
@@ -142,6 +170,8 @@ class GAN(Method):
   diffusion: AdaptiveDiffusion | None = None
   modes: Any = None
   mode_std: float = 0.0
+  lr_g: Callable[[jax.Array], jax.Array] | None = None
+  lr_d: Callable[[jax.Array], jax.Array] | None = None
 
   # ---------------------------------------------------------------- pieces
 
@@ -215,9 +245,10 @@ class GAN(Method):
       if self.r1_gamma:
         r1 = regularizers.lazy_penalty(
             d_index, self.r1_every, 0.5 * self.r1_gamma,
-            lambda: regularizers.r1_penalty(d_of(y_real, t_real), x_real))
+            lambda: regularizers.r1_penalty(d_of(y_real, t_real), x_real),
+            self.r1_lazy_scaling)
         loss += r1
-        aux["r1"] = r1  # weighted: k * gamma / 2 * R1 on the lazy steps, 0 otherwise
+        aux["r1"] = r1  # weighted (see r1_lazy_scaling) on the lazy steps, 0 otherwise
       if self.lecam_weight:
         lc = regularizers.lecam_penalty(d_real, d_fake, ms["lecam"]["real"], ms["lecam"]["fake"])
         loss += self.lecam_weight * lc
@@ -269,7 +300,8 @@ class GAN(Method):
                                                g_params, prefix="g_")
     ms = {**ms, G: g_vars}
     metrics = {"loss": d_metrics["d_loss"], "g_loss": g_loss, **d_metrics, **g_norms,
-               **coverage_metrics(fake, chunks[-1], self.modes, self.mode_std)}
+               **coverage_metrics(fake, chunks[-1], self.modes, self.mode_std),
+               **learning_rates(self.lr_g, self.lr_d, state.step)}
     if self.diffusion is not None:
       metrics["diffusion_T"] = self.diffusion.num_steps(ms["diffusion"]).astype(jnp.float32)
       metrics["diffusion_p"] = ms["diffusion"]["p"]
@@ -329,15 +361,23 @@ def build_nets(config, info, *, time_conditional: bool = False):
 
 
 def build_optimizers(config):
-  """(generator, discriminator) optimisers: `optim` fields overridden by optim_g / optim_d."""
-  out = []
-  for name in ("optim_g", "optim_d"):
+  """(opt_g, opt_d, lr_g, lr_d): each network's optimiser and learning-rate schedule.
+
+  `optim` fields are overridden by optim_g / optim_d. Both schedules (warm-up and decay)
+  are functions of the GENERATOR step k over num_train_steps: the discriminator's
+  optimiser, stepped n_dis times per generator step, uses lr_d(k) for all n_dis of them
+  (as Miyato et al.'s SNGAN code and WGAN-GP do), so D does not decay n_dis times faster.
+  """
+  n_dis = int(config.method.get("n_dis", 1))
+  out, schedules = [], []
+  for name, per_step in (("optim_g", 1), ("optim_d", n_dis)):
     if name not in config:
       raise ValueError(f"A GAN config needs `{name}` (learning_rate, b1, b2 of that network); "
                        "build it with configs/gan/_gan.gan_config.")
-    out.append(build_optimizer({**dict(config.optim), **dict(config[name])},
-                               config.num_train_steps))
-  return tuple(out)
+    cfg = {**dict(config.optim), **dict(config[name])}
+    out.append(build_optimizer(cfg, config.num_train_steps, updates_per_step=per_step))
+    schedules.append(learning_rate_schedule(cfg, config.num_train_steps))
+  return (*out, *schedules)
 
 
 @METHODS.register("gan")
@@ -365,12 +405,14 @@ def build_gan(config, info) -> GAN:
   if policy and len(data_shape) != 3:
     raise ValueError("DiffAugment applies to images; set method.diffaugment='' for "
                      f"data of shape {data_shape}.")
-  opt_g, opt_d = build_optimizers(config)
+  opt_g, opt_d, lr_g, lr_d = build_optimizers(config)
   modes, mode_std = toy_modes(config)
   return GAN(
       generator=generator, discriminator=discriminator, optimizer_g=opt_g, optimizer_d=opt_d,
       data_shape=data_shape, z_dim=int(m.z_dim), loss=m.loss, n_dis=int(m.n_dis),
       gp_weight=float(m.gp_weight), r1_gamma=float(m.r1_gamma), r1_every=int(m.r1_every),
+      r1_lazy_scaling=regularizers.check_lazy_scaling(m.r1_lazy_scaling),
       lecam_weight=float(m.lecam_weight), lecam_decay=float(m.lecam_decay),
       diffaugment=policy, num_classes=num_classes, diffusion=diffusion,
-      modes=None if modes is None else tuple(map(tuple, modes.tolist())), mode_std=mode_std)
+      modes=None if modes is None else tuple(map(tuple, modes.tolist())), mode_std=mode_std,
+      lr_g=lr_g, lr_d=lr_d)

@@ -49,12 +49,24 @@ def learning_rate_schedule(cfg: Mapping[str, Any], num_train_steps: int) -> opta
   return optax.join_schedules([ramp, decay], [warmup])
 
 
-def build_optimizer(cfg: Mapping[str, Any], num_train_steps: int) -> optax.GradientTransformation:
-  """The optax transformation described by `cfg` (see the module docstring)."""
+def build_optimizer(cfg: Mapping[str, Any], num_train_steps: int,
+                    updates_per_step: int = 1) -> optax.GradientTransformation:
+  """The optax transformation described by `cfg` (see the module docstring).
+
+  The schedule (warm-up and decay) is one of training steps. `updates_per_step` > 1 is for
+  an optimiser applied several times per training step (a GAN discriminator with n_dis
+  steps per generator step): its k-th training step's updates all use the schedule's value
+  at k, so it warms up and decays with the training steps (Miyato et al.'s SNGAN code and
+  WGAN-GP decay both networks per generator iteration).
+  """
   c = {**_DEFAULTS, **dict(cfg)}
   if c["learning_rate"] <= 0:
     raise ValueError(f"optim.learning_rate must be positive, got {c['learning_rate']}.")
-  lr = learning_rate_schedule(c, num_train_steps)
+  if int(updates_per_step) < 1:
+    raise ValueError(f"updates_per_step must be >= 1, got {updates_per_step}.")
+  schedule = learning_rate_schedule(c, num_train_steps)
+  per = int(updates_per_step)
+  lr = schedule if per == 1 else (lambda count: schedule(count // per))
   tx = OPTIMIZERS.get(c["name"])(lr, c)
   if c["grad_clip_norm"] and c["grad_clip_norm"] > 0:
     tx = optax.chain(optax.clip_by_global_norm(c["grad_clip_norm"]), tx)

@@ -8,7 +8,8 @@
 * evaluation mode uses frozen running statistics (a sample does not depend on its batch);
 * a short CPU run of configs/gan/toy_eight_gaussians.py and of
   configs/gan/ddgan_toy_eight_gaussians.py covers all 8 modes with a high-quality fraction
-  above a stated threshold, measured on 2,000 samples of the EMA generator.
+  above a stated threshold, measured on 2,000 samples of the EMA generator; the same test
+  on the 25-Gaussian grid (slow), where the toy DDGAN is a known failure (strict xfail).
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ MODES = jnp.asarray(EIGHT.modes)
 INFO = DatasetInfo((2,), 8, 20_000)
 
 
-def _toy_batch(key: jax.Array, b: int) -> dict[str, jax.Array]:
-  """b points of the 8-Gaussian mixture (the toy2d distribution), drawn with jax.random."""
+def _toy_batch(key: jax.Array, b: int, dist=EIGHT) -> dict[str, jax.Array]:
+  """b points of a Gaussian mixture (a toy2d distribution), drawn with jax.random."""
   kc, kn = jax.random.split(key)
-  comp = jax.random.randint(kc, (b,), 0, 8)
-  return {"image": MODES[comp] + EIGHT.mode_std * jax.random.normal(kn, (b, 2)),
+  modes = jnp.asarray(dist.modes)
+  comp = jax.random.randint(kc, (b,), 0, modes.shape[0])
+  return {"image": modes[comp] + dist.mode_std * jax.random.normal(kn, (b, 2)),
           "label": comp.astype(jnp.int32)}
 
 
@@ -199,22 +201,25 @@ def test_eight_devices_equal_one_device(make_config):
 # ------------------------------------------------------------------------------ 8 Gaussians
 
 
-def _train_on_eight_gaussians(config_name: str, steps: int):
+def _train_on_mixture(config_name: str, steps: int, data: str = "eight_gaussians"):
   """`steps` updates (+ EMA) of the config's method in one jitted scan; 2,000 EMA samples."""
+  dist = toy.TOY_DISTRIBUTIONS.get(data)
+  modes = jnp.asarray(dist.modes)
   c = load_config(config_name, None)
-  method = build_method(c, INFO)
+  c.data.name = data
+  method = build_method(c, DatasetInfo((2,), modes.shape[0], 20_000))
   b = c.batch_size
-  state = jax.jit(method.init)(jax.random.key(0), _toy_batch(jax.random.key(0), b))
+  state = jax.jit(method.init)(jax.random.key(0), _toy_batch(jax.random.key(0), b, dist))
 
   @jax.jit
   def train(state, key):
     def body(s, k):
-      new, metrics = method.update(s, _toy_batch(jax.random.fold_in(k, 1), b), k)
+      new, metrics = method.update(s, _toy_batch(jax.random.fold_in(k, 1), b, dist), k)
       new = update_ema(new.replace(step=s.step + 1), c.ema.decay, c.ema.warmup)
       return new, metrics["modes_covered"]
     state, _ = jax.lax.scan(body, state, jax.random.split(key, steps))
     samples = method.sample(state, jax.random.key(5), 2000).samples
-    return monitoring.mode_metrics(samples, MODES, EIGHT.mode_std)
+    return monitoring.mode_metrics(samples, modes, dist.mode_std)
 
   return {k: float(v) for k, v in train(state, jax.random.key(1)).items()}
 
@@ -227,6 +232,21 @@ HIGH_QUALITY_THRESHOLD = 0.25
 @pytest.mark.parametrize("config_name", ["gan/toy_eight_gaussians.py",
                                          "gan/ddgan_toy_eight_gaussians.py"])
 def test_short_training_covers_all_eight_modes(config_name):
-  result = _train_on_eight_gaussians(config_name, steps=1000)
+  result = _train_on_mixture(config_name, steps=1000)
   assert result["modes_covered"] == 8, result
+  assert result["high_quality"] > HIGH_QUALITY_THRESHOLD, result
+
+
+# Measured (seed 0, experiments/bench/gan_mixture_coverage.py): GAN 6000 steps -> 25/25
+# modes, high quality 0.82 (2000 steps: 25/25, 0.16). DDGAN stalls at ~0.07 high quality
+# after 2000 and 6000 steps alike (issue 10, bug 6; see gen_jax/methods/ddgan.py): the
+# strict xfail turns into a failure once a fix makes it pass, so that the test is updated.
+@pytest.mark.slow
+@pytest.mark.parametrize("config_name", [
+    "gan/toy_eight_gaussians.py",
+    pytest.param("gan/ddgan_toy_eight_gaussians.py", marks=pytest.mark.xfail(
+        strict=True, reason="the toy DDGAN does not learn the 25-Gaussian grid (issue 10)"))])
+def test_training_covers_all_twenty_five_modes(config_name):
+  result = _train_on_mixture(config_name, steps=6000, data="twenty_five_gaussians")
+  assert result["modes_covered"] == 25, result
   assert result["high_quality"] > HIGH_QUALITY_THRESHOLD, result

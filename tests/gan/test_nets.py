@@ -127,3 +127,22 @@ def test_ddgan_generator_predicts_data_of_the_input_shape():
 
 def test_num_upsamplings():
   assert [gan_nets.num_upsamplings(s) for s in (32, 28, 8, 16, 64)] == [3, 2, 1, 2, 4]
+
+
+@pytest.mark.parametrize("name, kwargs, shape, bound", [
+    # The reference generator ends with tanh (ncsnpp_generator_adagn.py): x0 in [-1, 1].
+    ("ddgan_unet", dict(ch=8, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(),
+                        z_dim=4, n_mlp=1, num_groups=4, mid_attention=False), (8, 8, 1), 1.0),
+    ("ddgan_mlp", dict(hidden=(8,), z_dim=4, embed_dim=8, output_bound=3.0), (2,), 3.0)])
+def test_ddgan_generators_bound_their_x0_prediction_with_tanh(name, kwargs, shape, bound):
+  net = nets.build_net(name, **kwargs)
+  assert net.output_bound == bound
+  x = 50.0 * jax.random.normal(jax.random.key(0), (4, *shape))  # far outside the data range
+  args = (x, jnp.array([0.0, 1.0, 2.0, 3.0]), jax.random.normal(jax.random.key(1), (4, 4)))
+  variables = jax.jit(lambda: net.init(jax.random.key(2), *args, train=False))()
+  bounded = net.apply(variables, *args, train=False)
+  raw = net.clone(output_bound=0.0).apply(variables, *args, train=False)  # same parameters
+  np.testing.assert_allclose(np.asarray(bounded), bound * np.tanh(np.asarray(raw) / bound),
+                             rtol=1e-5, atol=1e-6)
+  assert float(jnp.max(jnp.abs(raw))) > bound  # not vacuous: the bound bites
+  assert float(jnp.max(jnp.abs(bounded))) <= bound
