@@ -6,6 +6,9 @@
 --mode=stats computes the reference feature statistics of a dataset split (see
 `loop.run_stats`); --mode=eval adds the sample metrics listed in config.eval.metrics.
 
+SIGTERM or SIGINT during training finishes the current step, writes a checkpoint and exits
+with status 75 (rerun the same command to resume); see gen_jax/train/preemption.py.
+
 Multi-host: add --distributed (JAX detects TPU pods, SLURM, Open MPI, Kubernetes), or
 give --coordinator_address, --num_processes and --process_id explicitly.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import logging as pylogging
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -58,10 +62,15 @@ def main(argv) -> None:
   if _DISTRIBUTED.value or _COORDINATOR.value:
     sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   from gen_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from gen_jax.train import preemption  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
   logging.info("Mode %s, workdir %s, config:\n%s", _MODE.value, _WORKDIR.value, config)
   if _MODE.value == "train":
-    loop.train_and_evaluate(config, _WORKDIR.value)
+    try:
+      loop.train_and_evaluate(config, _WORKDIR.value)
+    except preemption.Preempted as e:
+      logging.warning("%s Exiting with status %d.", e, preemption.EXIT_CODE)
+      sys.exit(preemption.EXIT_CODE)
   elif _MODE.value == "sample":
     loop.run_sample(config, _WORKDIR.value)
   elif _MODE.value == "stats":

@@ -95,3 +95,19 @@ def to_host(tree: Any) -> Any:
     return jax.device_get(tree)
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   return multihost_utils.process_allgather(tree, tiled=True)
+
+
+# A scalar reduction: the compiler returns it replicated on every device of the mesh.
+_reduce_any = jax.jit(lambda x: x.any())
+
+
+def any_process(flag: bool, mesh: Mesh) -> jax.Array:
+  """A replicated bool scalar: whether `flag` is True on any process (dispatched, not awaited).
+
+  Each process contributes its flag once per local device of the mesh; reading the result
+  (`bool(...)`) waits for the reduction, so callers read it a step later.
+  """
+  local = np.full((len(mesh.local_devices),), bool(flag))
+  flags = jax.make_array_from_process_local_data(batch_sharding(mesh), local)
+  return _reduce_any(flags)
+

@@ -220,7 +220,7 @@ def test_folder_errors(tmp_path):
     sources.FolderSource(tmp_path / "empty")
   _write_png(tmp_path / "sizes" / "a" / "0.png", np.zeros((4, 4, 3), np.uint8))
   _write_png(tmp_path / "sizes" / "a" / "1.png", np.zeros((5, 4, 3), np.uint8))
-  with pytest.raises(ValueError, match="differ in size.*image_size"):
+  with pytest.raises(ValueError, match="(?s)differ in size.*image_size"):
     sources.FolderSource(tmp_path / "sizes")
   assert sources.FolderSource(tmp_path / "sizes", image_size=3)[1]["image"].shape == (3, 3, 3)
   # CIFAR-style archive root: <root>/train/<class>/..., pointed at one level too high.
