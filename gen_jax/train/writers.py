@@ -13,6 +13,7 @@ and `config.trainer.wandb` (project, entity, name, mode). The wandb run id is ke
 from __future__ import annotations
 
 import pathlib
+import uuid
 from typing import Any, Mapping
 
 import jax
@@ -44,7 +45,7 @@ class WandbWriter(metric_writers.MetricWriter):
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     id_file = workdir / "wandb_run_id.txt"
-    run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+    run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:12]
     id_file.write_text(run_id)
     self.run = wandb.init(
         project=project or None, entity=entity or None, name=name or workdir.name,
