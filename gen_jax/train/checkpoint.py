@@ -298,7 +298,7 @@ class Checkpointer:
     Needs no target: the shapes and dtypes come from the checkpoint's own metadata, so it
     reads checkpoints of any model (e.g. to fine-tune from another run).
     """
-    metadata = self._manager.item_metadata(step)["state"]
+    metadata = self._state_metadata(step)
     target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata)
     restored = self._manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
@@ -314,11 +314,31 @@ class Checkpointer:
     for step in reversed(self.all_steps()):
       meta = self.read_meta(step)
       if meta is None or "structure_sha256" not in meta:
-        continue  # unreadable (moved aside later if its state cannot be read) or older format
+        # Written before fingerprints: compare the shapes orbax recorded, ignoring paths.
+        saved = self._orbax_structure(step)
+        if saved is not None and sorted(saved.values()) != sorted(current.values()):
+          raise ConfigMismatchError(mismatch_message(
+              self.directory, step, {**(meta or {}), "structure": saved}, current,
+              self.config))
+        continue  # unreadable ones are moved aside below if their state cannot be read
       processes = meta.get("process_count", jax.process_count())
       if meta["structure_sha256"] != current_sha or processes != jax.process_count():
         raise ConfigMismatchError(
             mismatch_message(self.directory, step, meta, current, self.config))
+
+  def _state_metadata(self, step: int) -> Any:
+    """Orbax's record of the state item's tree (shapes and dtypes) in checkpoint `step`."""
+    # Read with the item's handler: a manager that has not saved or restored this item in
+    # this process does not know it yet.
+    return ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "state")
+
+  def _orbax_structure(self, step: int) -> dict[str, str] | None:
+    """structure_of the state item from orbax's own metadata, or None if unreadable."""
+    try:
+      structure = structure_of(self._state_metadata(step))
+    except Exception:  # pylint: disable=broad-except
+      return None
+    return structure or None
 
   def restore_latest(self, abstract_state: Any, data_iterator: Any = None, *,
                      allow_fresh_start: bool = False) -> tuple[Any, int] | None:

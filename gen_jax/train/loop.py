@@ -48,26 +48,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   total = int(config.num_train_steps)
 
   train_iter = exp.train_iterator()
-  restored = exp.restore(train_iter)
-  write_config(config, workdir)  # after the restore: a refused config does not replace it
-  if restored is None:
-    # Data-dependent initialisation sees the first batch; the iterator is then rewound so
-    # the data order is the same as after a restore.
-    position = train_iter.get_state()
-    first_batch = next(train_iter)
-    train_iter.set_state(position)
-    state = exp.init_state(sharding_lib.make_global_batch(first_batch, exp.mesh))
-    if config.get("init_from"):
-      state = init_from.apply(state, spec=config.init_from, weights=config.init_from_weights,
-                              partial=config.init_from_partial,
-                              sharding=sharding_lib.replicated(exp.mesh))
-    start = 0
-    logging.info("Initialised a new %s model in %s.", config.method.name, workdir)
-  else:
-    state, start = restored
-    logging.info("Resumed from the checkpoint at step %d in %s.", start, workdir)
-    if config.get("init_from"):
-      logging.info("config.init_from is ignored: the run resumes from its own checkpoint.")
+  try:
+    restored = exp.restore(train_iter)
+    write_config(config, workdir)  # after the restore: a refused config does not replace it
+    if restored is None:
+      # Data-dependent initialisation sees the first batch; the iterator is then rewound so
+      # the data order is the same as after a restore.
+      position = train_iter.get_state()
+      first_batch = next(train_iter)
+      train_iter.set_state(position)
+      state = exp.init_state(sharding_lib.make_global_batch(first_batch, exp.mesh))
+      if config.get("init_from"):
+        state = init_from.apply(state, spec=config.init_from, weights=config.init_from_weights,
+                                partial=config.init_from_partial,
+                                sharding=sharding_lib.replicated(exp.mesh))
+      start = 0
+      logging.info("Initialised a new %s model in %s.", config.method.name, workdir)
+    else:
+      state, start = restored
+      logging.info("Resumed from the checkpoint at step %d in %s.", start, workdir)
+      if config.get("init_from"):
+        logging.info("config.init_from is ignored: the run resumes from its own checkpoint.")
+  except BaseException:
+    exp.checkpointer.close()  # a refused config or fine-tuning source: nothing was written
+    raise
   parameter_overview.log_parameter_overview(state.params, include_stats=False)
   writer = writers.create_writer(config, workdir)
 

@@ -1,6 +1,7 @@
 """Checkpointer: retention policy, exact restore of state and data position, corrupt fallback."""
 
 import errno
+import json
 
 import jax
 import jax.numpy as jnp
@@ -119,3 +120,17 @@ def test_failed_save_keeps_the_previous_checkpoint_restorable(tmp_path, monkeypa
   monkeypatch.undo()
   restored, step = Checkpointer(tmp_path / "ckpt").restore_latest(_abstract())
   assert step == 1 and float(restored.params["w"][0]) == 1.0
+
+
+def test_checkpoint_without_fingerprint_is_still_recognised_as_a_mismatch(tmp_path):
+  """Checkpoints written before fingerprints: orbax's recorded shapes decide."""
+  ckpt = Checkpointer(tmp_path / "ckpt")
+  ckpt.save(1, _state(1.0))
+  ckpt.close()
+  meta_file = tmp_path / "ckpt" / "1" / "meta" / "metadata"
+  meta_file.write_text(json.dumps({"step": 1, "seed": 0}))  # the older meta
+  ckpt = Checkpointer(tmp_path / "ckpt")
+  with pytest.raises(ConfigMismatchError, match=r"params/w: saved float32\[3\], now float32\[4\]"):
+    ckpt.restore_latest(_wide_abstract())
+  assert ckpt.restore_latest(_abstract())[1] == 1
+  ckpt.close()

@@ -105,17 +105,19 @@ def _run_two_processes(workdir: pathlib.Path, sigterm_step: int) -> list[tuple[i
            "--config.trainer.sample_every_steps=0", "--config.trainer.eval_every_steps=0",
            "--config.trainer.log_every_steps=1", "--config.optim.schedule=constant",
            f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2"]
+  logs = [workdir.with_name(f"{workdir.name}_{sigterm_step}_process_{i}.log") for i in range(2)]
   procs = [subprocess.Popen(
       [sys.executable, "-m", "tests.train.preemption_worker",
        str(sigterm_step if i == 1 else 0), *flags, f"--process_id={i}"],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      cwd=REPO, env=env, stdout=logs[i].open("w"), stderr=subprocess.STDOUT)
            for i in range(2)]
   results = []
   try:
-    for p in procs:
-      results.append((p.wait(timeout=600), p.stdout.read()))
-      if p.returncode not in (0, preemption.EXIT_CODE):
-        break
+    for p, log in zip(procs, logs):
+      code = p.wait(timeout=900)
+      results.append((code, log.read_text()))
+      if code not in (0, preemption.EXIT_CODE):
+        break  # its peer would only wait for it
   finally:
     for q in procs:
       if q.poll() is None:
