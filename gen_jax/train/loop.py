@@ -79,12 +79,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   collection = step_lib.metrics_collection(names)
   train_step = step_lib.make_train_step(exp.method, collection, exp.mesh,
                                         config.ema.decay, config.ema.warmup)
+  acc = step_lib.empty_like_collection(collection, exp.mesh)
+  train_step = sharding_lib.compile_on_every_process(
+      train_step, state, exp.abstract_batch(), exp.loop_key, acc, name=f"train_{start}")
   eval_step = evaluation.make_eval_step(exp) if t.eval_every_steps else None
   sample_evaluator = sample_metrics.SampleEvaluator(exp)
   periodic_samples = int(config.eval.get("periodic_num_samples", 0) or 0)
   if not (t.eval_every_steps and sample_evaluator.enabled and periodic_samples):
     sample_evaluator = None
-  acc = step_lib.empty_like_collection(collection, exp.mesh)
   report_progress = periodic_actions.ReportProgress(num_train_steps=total, writer=writer)
   last_saved = start if restored is not None else None
   pending = None  # (step, finite, metrics) of the newest step not yet checked on the host
