@@ -37,5 +37,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["gen_jax", "gen_jax.*", "configs", "configs.*"]),
     python_requires=">=3.11",
     install_requires=_REQUIRES,
-    extras_require={"test": ["pytest>=8.0", "pytest-xdist>=3.5"]},
+    extras_require={
+        "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
+        "wandb": ["wandb>=0.31"],  # config.trainer.writers=("tensorboard", "wandb")
+    },
 )

@@ -59,12 +59,16 @@ def base_config() -> ml_collections.ConfigDict:
       data_dir=config_dict.placeholder(str),  # tfds data_dir (None: tfds default)
       path="",  # local sources: folder root / IDX images file / .npz, training split
       eval_path="",  # the same for the evaluation split
-      image_size=config_dict.placeholder(int),  # resize square images (None: keep)
+      # Resize every image: an int (square) or (height, width); None keeps the size.
+      image_size=config_dict.placeholder(object),
       random_flip=False,
       dequantize=False,
       download=False,  # allow tfds to download and prepare the dataset
       num_threads=4,
       prefetch=8,
+      # Skip unreadable / wrongly-sized files, truncated records and unlabelled rows
+      # (counted in the log) instead of stopping with an error naming them.
+      skip_corrupt=False,
   ))
 
   c.model = ml_collections.ConfigDict()  # network name and keyword arguments
@@ -124,7 +128,17 @@ def base_config() -> ml_collections.ConfigDict:
       async_checkpointing=True,
       sample_every_steps=10_000,
       eval_every_steps=0,  # 0: no periodic evaluation
+      # Start from step 0 even though every checkpoint of the workdir was moved aside as
+      # unreadable (to <workdir>/checkpoints_unreadable/); off: such a run stops instead.
+      allow_fresh_start=False,
+      writers=("tensorboard",),  # besides the log: tensorboard, wandb (pip install '.[wandb]')
+      wandb=ml_collections.ConfigDict(dict(project="gen_jax", entity="", name="", mode="")),
   ))
+
+  # Fine-tuning: start a new run from another run's weights, "<workdir>[:<step>]".
+  c.init_from = ""
+  c.init_from_weights = "ema"  # ema | params (raw)
+  c.init_from_partial = False  # load the matching arrays even if some are missing/reshaped
   return c
 
 

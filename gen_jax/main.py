@@ -15,6 +15,9 @@ A mistake in the command line or the config (an unknown field, a value outside a
 allowed values, a dataset that is not prepared) is reported in one line, without a
 traceback, and nothing is written.
 
+SIGTERM or SIGINT during training finishes the current step, writes a checkpoint and exits
+with status 75 (rerun the same command to resume); see gen_jax/train/preemption.py.
+
 Multi-host: add --distributed (JAX detects TPU pods, SLURM, Open MPI, Kubernetes), or
 give --coordinator_address, --num_processes and --process_id explicitly.
 """
@@ -192,6 +195,7 @@ def main(argv) -> None:
   if _DISTRIBUTED.value or _COORDINATOR.value:
     sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   from gen_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from gen_jax.train import preemption  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
   logging.info("Mode %s, workdir %s, imports %s, config:\n%s", _MODE.value, _WORKDIR.value,
                _IMPORTS.value, config)
@@ -199,6 +203,9 @@ def main(argv) -> None:
          "stats": loop.run_stats, "eval": loop.run_eval}[_MODE.value]
   try:
     run(config, _WORKDIR.value)
+  except preemption.Preempted as e:
+    logging.warning("%s Exiting with status %d.", e, preemption.EXIT_CODE)
+    sys.exit(preemption.EXIT_CODE)
   except DatasetNotPreparedError as e:  # the message says how to provide the data
     logging.flush()
     sys.stderr.write(f"error: {e}\n")

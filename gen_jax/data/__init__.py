@@ -14,6 +14,7 @@ from gen_jax.data.pipeline import make_eval_iterator
 from gen_jax.data.pipeline import make_train_iterator
 from gen_jax.data.sources import ArraySource
 from gen_jax.data.sources import build_source
+from gen_jax.data.sources import CorruptDataError
 from gen_jax.data.sources import DatasetInfo
 from gen_jax.data.sources import DatasetNotPreparedError
 from gen_jax.data.sources import digits_source

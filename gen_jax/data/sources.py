@@ -21,16 +21,29 @@ Sources are registered by name in `SOURCES` as factories `(cfg, split) -> source
   toy2d   2-D points from `toy.TOY_DISTRIBUTIONS[cfg.name]` ("train" 20,000 / "eval" 5,000
           fixed points): "image" is float32 [2], already in model space.
 
-When `cfg.image_size` is set, every image is center-cropped to a square and resized to
-[image_size, image_size] (PIL bilinear, antialiased), e.g. CelebA 218x178 -> 64x64.
+When `cfg.image_size` is set, every image is center-cropped to its aspect ratio and resized
+(PIL bilinear, antialiased): an int n gives [n, n] (e.g. CelebA 218x178 -> 64x64), a pair
+(h, w) gives [h, w] (e.g. (64, 128)).
+
+Damaged data stops the run before training, with a `CorruptDataError` naming the file and
+the fix, wherever the check is cheap: folder images that cannot be opened or whose size
+differs from the others' (a header read per file), truncated IDX or npz files, and label
+files whose length differs from the images'. With `cfg.skip_corrupt=True` such files (or
+the incomplete records of a truncated IDX file, or the rows beyond the shorter of images
+and labels) are skipped and counted in the log instead; a folder image that fails only
+when fully decoded is then replaced by the next readable file of the folder (logged).
+A truncated npz archive cannot be read at all and is an error either way.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import gzip
 import logging
+import zipfile
+import zlib
 import os
 import pathlib
 import socket
@@ -71,6 +84,14 @@ class DatasetInfo:
   num_examples: int
 
 
+class CorruptDataError(ValueError):
+  """A data file is unreadable, truncated or inconsistent; the message names it and the fix."""
+
+
+def _skip_hint() -> str:
+  return "or set data.skip_corrupt=True to skip it (the count is logged)"
+
+
 class DatasetNotPreparedError(RuntimeError):
   """A tfds dataset is not available offline in the requested format and cannot be fetched."""
 
@@ -104,11 +125,11 @@ class ArraySource:
     images: uint8 [N, H, W] or [N, H, W, C]; a channel axis of size 1 is added to [N, H, W].
     labels: integer [N], or None for unlabelled data (labels read as 0).
     num_classes: defaults to max(labels) + 1, or 0 without labels.
-    image_size: when set, images are center-cropped and resized to [size, size] on read.
+    image_size: when set (int or (h, w)), images are center-cropped and resized on read.
   """
 
   def __init__(self, images: np.ndarray, labels: np.ndarray | None = None, *,
-               num_classes: int | None = None, image_size: int | None = None):
+               num_classes: int | None = None, image_size: int | tuple[int, int] | None = None):
     images = np.asarray(images)
     if images.ndim == 3:
       images = images[..., None]
@@ -130,7 +151,7 @@ class ArraySource:
       default_classes = int(labels.max()) + 1
     self._images = images
     self._labels = labels
-    self._image_size = image_size
+    self._image_size = transforms.image_hw(image_size)
     self.info = _info_from_first(self, default_classes if num_classes is None else num_classes)
 
   def __len__(self) -> int:
@@ -176,7 +197,8 @@ def digits_split_indices(split: str) -> np.ndarray:
   raise ValueError(f"The digits source has splits 'train' and 'test', not {split!r}.")
 
 
-def digits_source(split: str = "train", *, image_size: int | None = None) -> ArraySource:
+def digits_source(split: str = "train", *,
+                  image_size: int | tuple[int, int] | None = None) -> ArraySource:
   """The 8x8 digits as uint8 [8, 8, 1] images in 0..255 (round(v * 255 / 16)), labels 0..9."""
   images, labels = _digits_arrays()
   indices = digits_split_indices(split)
@@ -277,15 +299,15 @@ class TfdsSource:
     split: tfds split expression ("train", "test", "train[:90%]").
     data_dir: tfds data dir; None uses $TFDS_DATA_DIR or ~/tensorflow_datasets.
     download: allow tfds to download and prepare the data (after a fast connectivity probe).
-    image_size: center-crop and resize every image to [size, size] when set.
+    image_size: center-crop and resize every image to [size, size] or [h, w] when set.
     image_key, label_key: feature names; a missing label feature reads as label 0.
   """
 
   def __init__(self, name: str, *, split: str, data_dir: str | None = None,
-               download: bool = False, image_size: int | None = None,
+               download: bool = False, image_size: int | tuple[int, int] | None = None,
                image_key: str = "image", label_key: str = "label"):
     builder, self._data = open_tfds(name, split=split, data_dir=data_dir, download=download)
-    self._image_size = image_size
+    self._image_size = transforms.image_hw(image_size)
     self._image_key = image_key
     self._label_key = label_key
     num_classes = 0
@@ -335,9 +357,20 @@ def _list_folder(folder: str) -> tuple[list[str], list[str]]:
   return sorted(folders), sorted(images)
 
 
-def _header(path: str) -> tuple[str, tuple[int, int]]:
-  with PIL.Image.open(path) as image:  # reads the header only
-    return image.mode, image.size
+def _header(path: str) -> tuple[str, tuple[int, int]] | str:
+  """(PIL mode, (width, height)) from the file's header, or why it cannot be read."""
+  try:
+    with PIL.Image.open(path) as image:  # reads the header only
+      return image.mode, image.size
+  except (OSError, ValueError, SyntaxError) as e:  # PIL.UnidentifiedImageError is an OSError
+    return f"cannot be read as an image ({type(e).__name__}: {e})"
+
+
+def _list_problems(problems: Mapping[str, str], limit: int = 5) -> str:
+  lines = [f"  {path}: {why}" for path, why in list(problems.items())[:limit]]
+  if len(problems) > limit:
+    lines.append(f"  ... and {len(problems) - limit} more")
+  return "\n".join(lines)
 
 
 class FolderSource:
@@ -350,16 +383,20 @@ class FolderSource:
 
   Args:
     root: the folder.
-    image_size: center-crop and resize every image to [size, size]; required when the
-      images differ in size.
+    image_size: center-crop and resize every image to [size, size] (int) or [h, w]; without
+      it every image must have the size of the most common one.
     color_mode: "rgb" (3 channels), "grayscale" (1 channel), or "auto": grayscale when
-      every file is single-channel (modes 1/L/LA/I/F), else RGB. "auto", and a missing
-      image_size, cost one pass over the file headers at construction (~4 s per 50k files,
-      against ~0.3 s to list them).
+      every file is single-channel (modes 1/L/LA/I/F), else RGB.
+    skip_corrupt: skip files that cannot be opened or have the wrong size (logged with a
+      count) instead of raising CorruptDataError; a file that fails only when decoded is
+      replaced by the next readable one.
+
+  Every file's header is read once at construction (~4 s per 50k files, against ~0.3 s to
+  list them), so unreadable and wrongly-sized files are found before training.
   """
 
-  def __init__(self, root: str | os.PathLike, *, image_size: int | None = None,
-               color_mode: str = "auto"):
+  def __init__(self, root: str | os.PathLike, *, image_size: int | tuple[int, int] | None = None,
+               color_mode: str = "auto", skip_corrupt: bool = False):
     root = pathlib.Path(root).expanduser()
     if not root.exists():
       raise FileNotFoundError(f"Image folder {str(root)!r} does not exist.")
@@ -397,43 +434,81 @@ class FolderSource:
           f"Image folder {str(root)!r} is empty: expected <root>/<class>/<image> with "
           f"extensions {', '.join(IMAGE_EXTENSIONS)}.")
 
+    self._root = str(root)
+    self._image_size = transforms.image_hw(image_size)
+    self._skip_corrupt = skip_corrupt
+    headers = [_header(path) for path in files]
+    problems = {path: h for path, h in zip(files, headers) if isinstance(h, str)}
+    readable = [h for h in headers if not isinstance(h, str)]
+    if readable and self._image_size is None:
+      sizes = collections.Counter(size for _, size in readable)
+      (common, count), = sizes.most_common(1)
+      if len(sizes) > 1:
+        for path, h in zip(files, headers):
+          if not isinstance(h, str) and h[1] != common:
+            problems[path] = (f"is {h[1][0]}x{h[1][1]} (WxH) but {count} of the images are "
+                              f"{common[0]}x{common[1]}; images differ in size")
+    if problems:
+      fix = ("replace or delete these files, set data.image_size to resize every image to "
+             "one size, " if self._image_size is None else "replace or delete these files, ")
+      if not skip_corrupt or len(problems) == len(files):
+        raise CorruptDataError(
+            f"{len(problems)} of the {len(files)} image files in {str(root)!r} cannot be "
+            f"used:\n{_list_problems(problems)}\nFix: {fix}{_skip_hint()}.")
+      logging.warning("Skipped %d of the %d image files in %s (data.skip_corrupt=True):\n%s",
+                      len(problems), len(files), root, _list_problems(problems))
+      keep = [i for i, path in enumerate(files) if path not in problems]
+      files, labels = [files[i] for i in keep], [labels[i] for i in keep]
+      headers = [headers[i] for i in keep]
     self._files = files
     self._labels = np.asarray(labels, np.int32)
-    self._image_size = image_size
-    if color_mode == "auto" or image_size is None:
-      headers = [_header(path) for path in files]
-      if color_mode == "auto":
-        grayscale = all(mode in _GRAYSCALE_MODES for mode, _ in headers)
-        color_mode = "grayscale" if grayscale else "rgb"
-      if image_size is None:
-        sizes: dict[tuple[int, int], str] = {}
-        for path, (_, size) in zip(files, headers):
-          sizes.setdefault(size, path)
-        if len(sizes) > 1:
-          (size_a, file_a), (size_b, file_b) = list(sizes.items())[:2]
-          raise ValueError(
-              f"Images in {str(root)!r} differ in size ({file_a} is {size_a[0]}x{size_a[1]}, "
-              f"{file_b} is {size_b[0]}x{size_b[1]} (WxH)); set data.image_size to resize "
-              "them to one square size.")
+    if color_mode == "auto":
+      grayscale = all(mode in _GRAYSCALE_MODES for mode, _ in headers)
+      color_mode = "grayscale" if grayscale else "rgb"
     self._pil_mode = "L" if color_mode == "grayscale" else "RGB"
     self._shape = None
+    self._replaced: set[str] = set()
+    self._replaced_lock = threading.Lock()
     self.info = _info_from_first(self, len(self.classes))
     self._shape = self.info.image_shape
 
   def __len__(self) -> int:
     return len(self._files)
 
-  def __getitem__(self, index: int) -> dict[str, Any]:
-    path = self._files[index]
-    with PIL.Image.open(path) as pil:
-      image = np.asarray(pil.convert(self._pil_mode), np.uint8)
+  def _decode(self, path: str) -> np.ndarray:
+    try:
+      with PIL.Image.open(path) as pil:
+        image = np.asarray(pil.convert(self._pil_mode), np.uint8)
+    except (OSError, ValueError, SyntaxError) as e:
+      raise CorruptDataError(
+          f"Image file {path} cannot be decoded ({type(e).__name__}: {e}). Fix: replace or "
+          f"delete it, {_skip_hint()}.") from e
     if image.ndim == 2:
       image = image[..., None]
     if self._image_size is not None:
       image = transforms.center_crop_resize(image, self._image_size)
     elif self._shape is not None and image.shape != self._shape:
-      raise ValueError(f"{path} has shape {image.shape}, the other images {self._shape}.")
-    return _example(image, self._labels[index])
+      raise CorruptDataError(
+          f"Image file {path} has shape {image.shape}, the other images {self._shape}. Fix: "
+          f"replace or delete it, set data.image_size, {_skip_hint()}.")
+    return image
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    for offset in range(len(self._files)):
+      i = (index + offset) % len(self._files)
+      try:
+        return _example(self._decode(self._files[i]), self._labels[i])
+      except CorruptDataError as e:
+        if not self._skip_corrupt:
+          raise
+        with self._replaced_lock:  # logged once per file
+          first = self._files[i] not in self._replaced
+          self._replaced.add(self._files[i])
+          count = len(self._replaced)
+        if first:
+          logging.warning("%s Replaced by the next readable file (data.skip_corrupt=True); "
+                          "%d file(s) of %s replaced so far.", e, count, self._root)
+    raise CorruptDataError(f"No image file in {self._root!r} can be decoded.")
 
   def __repr__(self) -> str:
     return f"FolderSource({self.info})"
@@ -447,18 +522,40 @@ class FolderSource:
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def _gunzip(raw: bytes, path: pathlib.Path, skip_corrupt: bool) -> bytes:
+  """Decompresses gzip bytes; a truncated stream is an error, or its readable prefix."""
+  decompressor = zlib.decompressobj(wbits=31)
+  try:
+    data = decompressor.decompress(raw)
+  except zlib.error as e:
+    raise CorruptDataError(
+        f"{str(path)!r} is not a valid gzip file ({e}). Fix: download it again (or gunzip "
+        "it to check).") from e
+  if not decompressor.eof:
+    if not skip_corrupt:
+      raise CorruptDataError(
+          f"{str(path)!r} is a truncated gzip file (the stream ends early after "
+          f"{len(data)} decompressed bytes). Fix: download it again, {_skip_hint()} "
+          "(only the complete records are used).")
+    logging.warning("%s is a truncated gzip file; using its %d readable bytes "
+                    "(data.skip_corrupt=True).", path, len(data))
+  return data
+
+
+def read_idx(path: str | os.PathLike, *, skip_corrupt: bool = False) -> np.ndarray:
   """Parses an IDX file (raw, or gzip by its magic bytes) into a native-endian array.
 
   Format: magic 0x00 0x00 <type code> <ndim>, then ndim big-endian uint32 sizes, then the
-  data in C order. Raises ValueError on a bad magic or a data size that does not match.
+  data in C order. A bad magic is a ValueError. A file with fewer data bytes than its
+  header promises (truncated) is a CorruptDataError; with `skip_corrupt` the complete
+  records along the first axis are returned instead, and the number missing is logged.
   """
   path = pathlib.Path(path).expanduser()
   if not path.is_file():
     raise FileNotFoundError(f"IDX file {str(path)!r} does not exist.")
   raw = path.read_bytes()
   if raw[:2] == b"\x1f\x8b":
-    raw = gzip.decompress(raw)
+    raw = _gunzip(raw, path, skip_corrupt)
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
     raise ValueError(
         f"{str(path)!r} is not an IDX file: magic bytes {raw[:4].hex(' ')!r}, expected "
@@ -466,16 +563,47 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
   ndim = raw[3]
   header = 4 + 4 * ndim
   if len(raw) < header:
-    raise ValueError(f"{str(path)!r}: IDX header for {ndim} dimensions is truncated.")
+    raise CorruptDataError(f"{str(path)!r}: IDX header for {ndim} dimensions is truncated. "
+                           "Fix: download the file again.")
   shape = struct.unpack(f">{ndim}I", raw[4:header])
   dtype = np.dtype(_IDX_DTYPES[raw[2]])
   count = int(np.prod(shape, dtype=np.int64))
-  if len(raw) - header != count * dtype.itemsize:
-    raise ValueError(
-        f"{str(path)!r}: the IDX header promises shape {shape} of {dtype} "
-        f"({count * dtype.itemsize} bytes) but {len(raw) - header} bytes follow it.")
+  available = len(raw) - header
+  if available != count * dtype.itemsize:
+    message = (f"{str(path)!r}: the IDX header promises shape {shape} of {dtype} "
+               f"({count * dtype.itemsize} bytes) but {available} bytes follow it")
+    record = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    if available > count * dtype.itemsize or not skip_corrupt or not ndim or not record:
+      raise CorruptDataError(f"{message}: the file is truncated or damaged. Fix: download "
+                             f"it again, {_skip_hint()} (only the complete records are used).")
+    complete = available // record
+    logging.warning("%s; using its %d complete records of %d (data.skip_corrupt=True).",
+                    message, complete, shape[0])
+    shape = (complete, *shape[1:])
+    count = int(np.prod(shape, dtype=np.int64))
   array = np.frombuffer(raw, dtype, count=count, offset=header).reshape(shape)
   return array.astype(dtype.newbyteorder("="))
+
+
+def _match_labels(images: np.ndarray, labels: np.ndarray, images_name: str,
+                  labels_name: str, skip_corrupt: bool) -> tuple[np.ndarray, np.ndarray]:
+  """Checks that there is one label per image; with skip_corrupt drops the unpaired rows."""
+  if labels.ndim != 1:
+    raise CorruptDataError(f"Labels {labels_name} have shape {labels.shape}; expected one "
+                           f"integer per image of {images_name}.")
+  if len(labels) == len(images):
+    return images, labels
+  message = (f"Labels {labels_name} hold {len(labels)} entries but {images_name} holds "
+             f"{len(images)} images")
+  if not skip_corrupt:
+    raise CorruptDataError(
+        f"{message}. Fix: use the labels file that belongs to these images (or download "
+        f"both again), {_skip_hint()} (only the first {min(len(labels), len(images))} "
+        "pairs are used).")
+  n = min(len(labels), len(images))
+  logging.warning("%s; using the first %d pairs and skipping %d unpaired rows "
+                  "(data.skip_corrupt=True).", message, n, abs(len(labels) - len(images)))
+  return images[:n], labels[:n]
 
 
 def idx_labels_path(images_path: str | os.PathLike) -> pathlib.Path:
@@ -485,13 +613,16 @@ def idx_labels_path(images_path: str | os.PathLike) -> pathlib.Path:
 
 
 def idx_source(images_path: str | os.PathLike, labels_path: str | os.PathLike | None = None,
-               *, image_size: int | None = None) -> ArraySource:
+               *, image_size: int | tuple[int, int] | None = None,
+               skip_corrupt: bool = False) -> ArraySource:
   """MNIST-format images [N, H, W] uint8 (-> [H, W, 1]) with labels [N].
 
   Labels come from `labels_path`, else from the sibling file `idx_labels_path(images_path)`
-  when it exists, else the data is unlabelled (labels 0, num_classes 0).
+  when it exists, else the data is unlabelled (labels 0, num_classes 0). A truncated file or
+  a labels file of another length is a CorruptDataError, or with `skip_corrupt` only the
+  complete, paired records are used (see read_idx).
   """
-  images = read_idx(images_path)
+  images = read_idx(images_path, skip_corrupt=skip_corrupt)
   if images.dtype != np.uint8 or images.ndim not in (3, 4):
     raise ValueError(
         f"{str(images_path)!r} holds {images.dtype} {images.shape}; image IDX files must be "
@@ -505,11 +636,9 @@ def idx_source(images_path: str | os.PathLike, labels_path: str | os.PathLike | 
                       images_path, sibling)
   labels = None
   if labels_path is not None:
-    labels = read_idx(labels_path)
-    if labels.ndim != 1 or len(labels) != len(images):
-      raise ValueError(
-          f"Labels {str(labels_path)!r} have shape {labels.shape}; expected ({len(images)},) "
-          f"to match {str(images_path)!r}.")
+    labels = read_idx(labels_path, skip_corrupt=skip_corrupt)
+    images, labels = _match_labels(images, labels, repr(str(images_path)),
+                                   repr(str(labels_path)), skip_corrupt)
   return ArraySource(images, labels, image_size=image_size)
 
 
@@ -517,16 +646,37 @@ def idx_source(images_path: str | os.PathLike, labels_path: str | os.PathLike | 
 # npz.
 
 
-def npz_source(path: str | os.PathLike, *, image_size: int | None = None) -> ArraySource:
-  """A .npz with "images" uint8 [N, H, W, C] or [N, H, W] and optional "labels" [N]."""
+def npz_source(path: str | os.PathLike, *, image_size: int | tuple[int, int] | None = None,
+               skip_corrupt: bool = False) -> ArraySource:
+  """A .npz with "images" uint8 [N, H, W, C] or [N, H, W] and optional "labels" [N].
+
+  A truncated or damaged archive is a CorruptDataError (it cannot be read in part); labels
+  of another length than the images are one too, unless `skip_corrupt` (then only the
+  paired rows are used).
+  """
   path = pathlib.Path(path).expanduser()
   if not path.is_file():
     raise FileNotFoundError(f"npz file {str(path)!r} does not exist.")
-  with np.load(path, allow_pickle=False) as npz:
-    if "images" not in npz:
-      raise ValueError(f"{str(path)!r} has no 'images' array; it holds {sorted(npz.keys())}.")
-    images = npz["images"]
-    labels = npz["labels"] if "labels" in npz else None
+  try:
+    with np.load(path, allow_pickle=False) as npz:
+      if "images" not in npz:
+        raise ValueError(f"{str(path)!r} has no 'images' array; it holds {sorted(npz.keys())}.")
+      images = npz["images"]
+      labels = npz["labels"] if "labels" in npz else None
+  except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
+    raise CorruptDataError(
+        f"npz file {str(path)!r} is truncated or damaged ({type(e).__name__}: {e}); it cannot "
+        "be read, even in part (data.skip_corrupt does not help). Fix: write or download it "
+        "again (check the free disk space where it was written).") from e
+  except ValueError as e:
+    if "no 'images' array" in str(e):
+      raise
+    raise CorruptDataError(f"npz file {str(path)!r} is damaged ({e}). Fix: write or download "
+                           "it again.") from e
+  if labels is not None:
+    images, labels = _match_labels(np.asarray(images), np.asarray(labels),
+                                   f"{str(path)!r} ('images')", f"{str(path)!r} ('labels')",
+                                   skip_corrupt)
   return ArraySource(images, labels, image_size=image_size)
 
 
@@ -573,19 +723,22 @@ def _tfds_from_config(cfg: Any, split: str) -> TfdsSource:
 def _folder_from_config(cfg: Any, split: str) -> FolderSource:
   return FolderSource(_local_path(cfg, split, "folder of class subfolders"),
                       image_size=get_field(cfg, "image_size"),
-                      color_mode=get_field(cfg, "color_mode", "auto"))
+                      color_mode=get_field(cfg, "color_mode", "auto"),
+                      skip_corrupt=bool(get_field(cfg, "skip_corrupt", False)))
 
 
 @SOURCES.register("idx")
 def _idx_from_config(cfg: Any, split: str) -> ArraySource:
   labels_field = "labels_path" if split == "train" else "eval_labels_path"
   return idx_source(_local_path(cfg, split, "IDX images file"), get_field(cfg, labels_field),
-                    image_size=get_field(cfg, "image_size"))
+                    image_size=get_field(cfg, "image_size"),
+                    skip_corrupt=bool(get_field(cfg, "skip_corrupt", False)))
 
 
 @SOURCES.register("npz")
 def _npz_from_config(cfg: Any, split: str) -> ArraySource:
-  return npz_source(_local_path(cfg, split, ".npz file"), image_size=get_field(cfg, "image_size"))
+  return npz_source(_local_path(cfg, split, ".npz file"), image_size=get_field(cfg, "image_size"),
+                    skip_corrupt=bool(get_field(cfg, "skip_corrupt", False)))
 
 
 @SOURCES.register("toy2d")
@@ -619,7 +772,8 @@ def build_source(cfg: Any, split: str) -> tuple[Any, DatasetInfo]:
 
   Reads cfg fields: source, and per source name/split/eval_split/data_dir/download (tfds),
   split/eval_split (digits), path/eval_path (folder, idx, npz; idx also the optional
-  labels_path/eval_labels_path), image_size, color_mode (folder, default "auto").
+  labels_path/eval_labels_path), image_size (int or (h, w)), color_mode (folder, default
+  "auto"), skip_corrupt (folder, idx, npz).
 
   Returns:
     (source, info): a random-access source and its DatasetInfo.

@@ -50,24 +50,46 @@ def dequantize(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   return np.minimum(x, np.nextafter(upper, np.float32(-np.inf))).astype(np.float32)
 
 
-def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
-  """Crops the central square of a uint8 image [H, W, C] and resizes it to [size, size, C].
+def image_hw(size: int | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
+  """data.image_size as (height, width): an int n means (n, n); None stays None."""
+  if size is None:
+    return None
+  if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+    hw = (int(size), int(size))
+  elif isinstance(size, (tuple, list)) and len(size) == 2 and all(
+      isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in size):
+    hw = (int(size[0]), int(size[1]))
+  else:
+    raise ValueError(f"data.image_size must be an int or (height, width), not {size!r}.")
+  if min(hw) < 1:
+    raise ValueError(f"data.image_size must be positive, got {size!r}.")
+  return hw
+
+
+def center_crop_resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+  """Crops the central region of a uint8 image [H, W, C] with the aspect ratio of `size`
+  and resizes it to [h, w, C], where (h, w) = `size` (an int means a square).
 
   Resizing uses PIL bilinear, which is antialiased when shrinking (PIL widens the filter
-  by the scale factor). Square images are only resized; an image already of the target
-  size is returned unchanged. C must be 1 or 3.
+  by the scale factor). An image of the target aspect ratio is only resized; an image
+  already of the target size is returned unchanged. C must be 1 or 3.
   """
   h, w, c = image.shape
-  if (h, w) == (size, size):
+  out_h, out_w = image_hw(size)
+  if (h, w) == (out_h, out_w):
     return image
-  side = min(h, w)
-  top, left = (h - side) // 2, (w - side) // 2
-  square = image[top:top + side, left:left + side]
+  # The largest central crop with aspect out_w / out_h (compared without rounding).
+  if w * out_h > h * out_w:
+    crop_h, crop_w = h, max(1, round(h * out_w / out_h))
+  else:
+    crop_h, crop_w = max(1, round(w * out_h / out_w)), w
+  top, left = (h - crop_h) // 2, (w - crop_w) // 2
+  crop = image[top:top + crop_h, left:left + crop_w]
   if c == 1:
-    pil = PIL.Image.fromarray(np.ascontiguousarray(square[..., 0]))
+    pil = PIL.Image.fromarray(np.ascontiguousarray(crop[..., 0]))
   elif c == 3:
-    pil = PIL.Image.fromarray(np.ascontiguousarray(square))
+    pil = PIL.Image.fromarray(np.ascontiguousarray(crop))
   else:
     raise ValueError(f"Can only resize images with 1 or 3 channels, got shape {image.shape}.")
-  resized = np.asarray(pil.resize((size, size), PIL.Image.BILINEAR), np.uint8)
-  return resized.reshape(size, size, c)
+  resized = np.asarray(pil.resize((out_w, out_h), PIL.Image.BILINEAR), np.uint8)
+  return resized.reshape(out_h, out_w, c)

@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 from gen_jax import data as data_lib
 from gen_jax.methods.base import Method, build_method
 from gen_jax.train import sharding as sharding_lib
-from gen_jax.train.checkpoint import Checkpointer
+from gen_jax.train.checkpoint import Checkpointer, config_diff
 from gen_jax.train.state import TrainState
 
 
@@ -59,7 +59,8 @@ class Experiment:
     t = config.trainer
     checkpointer = Checkpointer(workdir / "checkpoints", keep_last=t.keep_last_checkpoints,
                                 keep_every=t.keep_checkpoint_every_steps or None,
-                                asynchronous=t.async_checkpointing)
+                                asynchronous=t.async_checkpointing,
+                                config=json.loads(config.to_json_best_effort()))
     return cls(config=config, workdir=workdir, mesh=mesh, method=method, info=info,
                train_source=train_source,
                checkpointer=checkpointer, init_key=jax.random.fold_in(root, 0),
@@ -108,8 +109,15 @@ class Experiment:
     return self._sample_fns[key]
 
   def restore(self, data_iterator: Any = None) -> tuple[TrainState, int] | None:
-    """The newest readable checkpoint as (state, step), or None when there is none."""
-    return self.checkpointer.restore_latest(self.abstract_state(), data_iterator)
+    """The newest readable checkpoint as (state, step), or None when there is none.
+
+    Raises checkpoint.ConfigMismatchError when the checkpoints hold a state of another
+    structure, and checkpoint.CheckpointError when all of them were moved aside as
+    unreadable and config.trainer.allow_fresh_start is not set (see checkpoint.py).
+    """
+    return self.checkpointer.restore_latest(
+        self.abstract_state(), data_iterator,
+        allow_fresh_start=bool(self.config.trainer.get("allow_fresh_start", False)))
 
   def restore_or_fail(self) -> tuple[TrainState, int]:
     restored = self.restore()
@@ -124,7 +132,7 @@ def write_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> No
   """Writes the resolved config to workdir/config.json (process 0).
 
   When a run is resumed with a different config, the old file is kept as
-  config.<unix time>.json and the differing top-level fields are logged.
+  config.<unix time>.json and the differing fields are logged.
   """
   if jax.process_index() != 0:
     return
@@ -136,8 +144,7 @@ def write_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> No
     if old_text == text:
       return
     try:
-      old, new = json.loads(old_text), json.loads(text)
-      changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      changed = [k for k, _, _ in config_diff(json.loads(old_text), json.loads(text))]
     except json.JSONDecodeError:
       changed = ["(unreadable old config)"]
     backup = workdir / f"config.{int(time.time())}.json"

@@ -15,13 +15,16 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
-from clu import metric_writers, parameter_overview, periodic_actions
+from clu import parameter_overview, periodic_actions
 
 from gen_jax.eval import images as images_lib
 from gen_jax.train import evaluation
+from gen_jax.train import init_from
+from gen_jax.train import preemption
 from gen_jax.train import sample_metrics
 from gen_jax.train import sharding as sharding_lib
 from gen_jax.train import step as step_lib
+from gen_jax.train import writers
 from gen_jax.train.experiment import Experiment, write_config
 from gen_jax.train.state import TrainState
 
@@ -31,45 +34,65 @@ def _every(step: int, period: int, last_step: int) -> bool:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> TrainState:
-  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final state."""
+  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final state.
+
+  Raises:
+    checkpoint.ConfigMismatchError: the workdir's checkpoints hold another model (nothing
+      is touched); checkpoint.CheckpointError: every checkpoint was unreadable and
+      trainer.allow_fresh_start is False; checkpoint.CheckpointSaveError: a save failed.
+    preemption.Preempted: SIGTERM/SIGINT arrived; a checkpoint of the last step was written.
+  """
   workdir = pathlib.Path(workdir)
   exp = Experiment.create(config, workdir)
   t = config.trainer
   total = int(config.num_train_steps)
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0, asynchronous=True)
 
   train_iter = exp.train_iterator()
-  restored = exp.restore(train_iter)
-  if restored is None:
-    # Data-dependent initialisation sees the first batch; the iterator is then rewound so
-    # the data order is the same as after a restore.
-    position = train_iter.get_state()
-    first_batch = next(train_iter)
-    train_iter.set_state(position)
-    state = exp.init_state(sharding_lib.make_global_batch(first_batch, exp.mesh))
-    start = 0
-    logging.info("Initialised a new %s model in %s.", config.method.name, workdir)
-  else:
-    state, start = restored
-    logging.info("Resumed from the checkpoint at step %d in %s.", start, workdir)
-  # Only a run whose setup succeeded (data, method, state) leaves its config behind.
-  write_config(config, workdir)
+  try:
+    restored = exp.restore(train_iter)
+    if restored is None:
+      # Data-dependent initialisation sees the first batch; the iterator is then rewound so
+      # the data order is the same as after a restore.
+      position = train_iter.get_state()
+      first_batch = next(train_iter)
+      train_iter.set_state(position)
+      state = exp.init_state(sharding_lib.make_global_batch(first_batch, exp.mesh))
+      if config.get("init_from"):
+        state = init_from.apply(state, spec=config.init_from, weights=config.init_from_weights,
+                                partial=config.init_from_partial,
+                                sharding=sharding_lib.replicated(exp.mesh))
+      start = 0
+      logging.info("Initialised a new %s model in %s.", config.method.name, workdir)
+    else:
+      state, start = restored
+      logging.info("Resumed from the checkpoint at step %d in %s.", start, workdir)
+      if config.get("init_from"):
+        logging.info("config.init_from is ignored: the run resumes from its own checkpoint.")
+    # Only a run whose setup succeeded (data, method, state) leaves its config behind, and a
+    # refused config does not replace the one of the run's checkpoints.
+    write_config(config, workdir)
+  except BaseException:
+    exp.checkpointer.close()  # a refused config or fine-tuning source: nothing was written
+    raise
   parameter_overview.log_parameter_overview(state.params, include_stats=False)
+  writer = writers.create_writer(config, workdir)
 
   names = step_lib.metric_names(exp.method, exp.abstract_state(), exp.abstract_batch(), exp.loop_key)
   collection = step_lib.metrics_collection(names)
   train_step = step_lib.make_train_step(exp.method, collection, exp.mesh,
                                         config.ema.decay, config.ema.warmup)
+  acc = step_lib.empty_like_collection(collection, exp.mesh)
+  train_step = sharding_lib.compile_on_every_process(
+      train_step, state, exp.abstract_batch(), exp.loop_key, acc, name=f"train_{start}")
   eval_step = evaluation.make_eval_step(exp) if t.eval_every_steps else None
   sample_evaluator = sample_metrics.SampleEvaluator(exp)
   periodic_samples = int(config.eval.get("periodic_num_samples", 0) or 0)
   if not (t.eval_every_steps and sample_evaluator.enabled and periodic_samples):
     sample_evaluator = None
-  acc = step_lib.empty_like_collection(collection, exp.mesh)
   report_progress = periodic_actions.ReportProgress(num_train_steps=total, writer=writer)
   last_saved = start if restored is not None else None
   pending = None  # (step, finite, metrics) of the newest step not yet checked on the host
+  meta = {"seed": config.seed}
 
   def check_pending():
     nonlocal pending
@@ -77,39 +100,52 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       step_lib.check_finite(*pending, last_saved)
       pending = None
 
-  try:
-    for step in range(start + 1, total + 1):
-      with jax.profiler.StepTraceAnnotation("train", step_num=step):
-        batch = sharding_lib.make_global_batch(next(train_iter), exp.mesh)
-        state, acc, metrics, finite = train_step(state, batch, exp.loop_key, acc)
-      # Check the previous step while this one runs, so the device never waits on the host.
-      check_pending()
-      pending = (step, finite, metrics)
-      report_progress(step, time.monotonic())
-
-      if _every(step, t.log_every_steps, total):
-        check_pending()
-        scalars = {f"train/{k}": v for k, v in jax.device_get(acc.compute()).items()}
-        writer.write_scalars(step, scalars)
-        acc = step_lib.empty_like_collection(collection, exp.mesh)
-      if _every(step, t.checkpoint_every_steps, total):
-        check_pending()
-        exp.checkpointer.save(step, state, train_iter, meta={"seed": config.seed})
-        last_saved = step
-      if _every(step, t.sample_every_steps, total):
-        evaluation.write_sample_grid(exp, state, step, writer)
-      if eval_step is not None and _every(step, t.eval_every_steps, total):
-        results = evaluation.evaluate_split(exp, state, eval_step, config.eval.max_batches or None)
-        protocol = None
-        if sample_evaluator is not None:
-          sample_results, protocol = sample_evaluator.evaluate(state, step, periodic_samples)
-          results.update(sample_results)
-        writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
-        evaluation.write_eval_results(exp, step, results, protocol)
+  def save(step):
+    nonlocal last_saved
     check_pending()
+    exp.checkpointer.save(step, state, train_iter, meta=meta)
+    last_saved = step
+
+  try:
+    with preemption.PreemptionWatcher(exp.mesh) as watcher:
+      for step in range(start + 1, total + 1):
+        with jax.profiler.StepTraceAnnotation("train", step_num=step):
+          batch = sharding_lib.make_global_batch(next(train_iter), exp.mesh)
+          state, acc, metrics, finite = train_step(state, batch, exp.loop_key, acc)
+        # Check the previous step while this one runs, so the device never waits on the host.
+        check_pending()
+        pending = (step, finite, metrics)
+        report_progress(step, time.monotonic())
+
+        if _every(step, t.log_every_steps, total):
+          check_pending()
+          scalars = {f"train/{k}": v for k, v in jax.device_get(acc.compute()).items()}
+          writer.write_scalars(step, scalars)
+          acc = step_lib.empty_like_collection(collection, exp.mesh)
+          exp.checkpointer.check_for_errors()
+        if _every(step, t.checkpoint_every_steps, total):
+          save(step)
+        if _every(step, t.sample_every_steps, total):
+          evaluation.write_sample_grid(exp, state, step, writer)
+        if eval_step is not None and _every(step, t.eval_every_steps, total):
+          results = evaluation.evaluate_split(exp, state, eval_step,
+                                              config.eval.max_batches or None)
+          protocol = None
+          if sample_evaluator is not None:
+            sample_results, protocol = sample_evaluator.evaluate(state, step, periodic_samples)
+            results.update(sample_results)
+          writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
+          evaluation.write_eval_results(exp, step, results, protocol)
+        if step < total and watcher.should_stop(step):
+          if last_saved != step:
+            save(step)
+          exp.checkpointer.wait()
+          raise preemption.Preempted(step, watcher.signal_name, exp.checkpointer.directory)
+      check_pending()
   finally:
     exp.checkpointer.close()
     writer.flush()
+    writer.close()
   return state
 
 
@@ -185,9 +221,9 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
   path = evaluation.write_eval_results(exp, step, results, protocol)
   if sample_evaluator.enabled:
     sample_evaluator.discard_partial(step)
-  writer = metric_writers.create_default_writer(exp.workdir, just_logging=jax.process_index() > 0)
+  writer = writers.create_writer(config, exp.workdir, asynchronous=False)
   writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
-  writer.flush()
+  writer.close()
   logging.info("Evaluation at step %d: %s (written to %s)", step, results, path)
   return results
 

@@ -95,3 +95,37 @@ def to_host(tree: Any) -> Any:
     return jax.device_get(tree)
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   return multihost_utils.process_allgather(tree, tiled=True)
+
+
+# A scalar reduction: the compiler returns it replicated on every device of the mesh.
+_reduce_any = jax.jit(lambda x: x.any())
+
+
+def any_process(flag: bool, mesh: Mesh) -> jax.Array:
+  """A replicated bool scalar: whether `flag` is True on any process (dispatched, not awaited).
+
+  Each process contributes its flag once per local device of the mesh; reading the result
+  (`bool(...)`) waits for the reduction, so callers read it a step later.
+  """
+  local = np.full((len(mesh.local_devices),), bool(flag))
+  flags = jax.make_array_from_process_local_data(batch_sharding(mesh), local)
+  return _reduce_any(flags)
+
+
+
+def compile_on_every_process(jitted: Any, *args: Any, name: str,
+                             timeout_s: int = 3600) -> Any:
+  """`jitted` compiled ahead of time for `args`; with several processes, once all have.
+
+  CPU collectives (gloo) give a peer only 30 s to reach the first collective, less than
+  compiling can take on a loaded host. So with several processes each compiles first and
+  then waits at a coordination-service barrier (no device collective) before running.
+  One process gets `jitted` back unchanged (compiled on first call as usual).
+  """
+  if jax.process_count() == 1:
+    return jitted
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  compiled = jitted.lower(*args).compile()
+  ocp.multihost.get_barrier_sync_fn()(key=f"gen_jax_compiled_{name}",
+                                      timeout_ms=timeout_s * 1000)
+  return compiled
