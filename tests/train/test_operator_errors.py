@@ -83,6 +83,7 @@ def test_no_silent_fresh_start_when_every_checkpoint_was_moved_aside(tmp_path):
   assert int(state.step) == 3 and len(list(aside.iterdir())) == 2
 
 
+@pytest.mark.slow  # the unit version in test_checkpoint.py runs by default
 def test_failed_save_stops_the_run_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
   """The disk fills up while step 4 is written (simulated: its data-position file fails)."""
   import grain._src.python.checkpoint.handler as grain_handler  # pylint: disable=g-import-not-at-top
