@@ -6,9 +6,9 @@ Wires four registered pieces chosen in the config:
 * a network (`gen_jax.nets.NETS`: ncsnpp for NCSN++/DDPM++, unet for DDPM, time_mlp for
   vector data), wrapped into a score model by `ScoreModel` below;
 * a loss (`gen_jax.diffusion.sde_losses.SDE_LOSSES`: dsm | dsm_likelihood | smld | ddpm);
-* a sampler (`gen_jax.diffusion.SDE_SAMPLERS`: pc | euler_maruyama | reverse_diffusion | ancestral
-  | ode, or one of any noise process in `gen_jax.samplers.SAMPLERS` such as ddim, given the
-  score; `config.sample.sampler`, its options in `config.sample.<sampler>`), so
+* a sampler (`gen_jax.samplers.SAMPLERS`: pc | euler_maruyama | reverse_diffusion | ancestral
+  | ode | ddim, driven by the score; `config.sample.sampler`, its options in
+  `config.sample.<sampler>`), so
   `--mode=sample --config.sample.sampler=ode --config.sample.ode.method=rk45` works.
 
 Network -> score (`ScoreModel`): the network sees a conditioning value c(t) and its output o
@@ -44,10 +44,9 @@ import optax
 from gen_jax.diffusion import guidance
 from gen_jax.methods.base import METHODS, Batch, Metrics
 from gen_jax.methods.diffusion_base import DiffusionMethod, build_denoiser
-from gen_jax.samplers import SAMPLERS
+from gen_jax.samplers import SAMPLERS, AdaptiveSampleOutput
 from gen_jax.diffusion import likelihood as likelihood_lib
 from gen_jax.diffusion.sde_losses import SDE_LOSSES, WEIGHTINGS
-from gen_jax.diffusion.sde_samplers import SDE_SAMPLERS, AdaptiveSampleOutput
 from gen_jax.diffusion.processes import SDE, SDES, VESDE, VPSDE, batch_bcast
 from gen_jax.train.optim import build_optimizer, learning_rate_schedule
 from gen_jax.train.state import TrainState
@@ -109,7 +108,7 @@ class ScoreSDE(DiffusionMethod):
     data_shape: shape of one example, (H, W, C) for images or (D,) for vectors.
     loss: name in SDE_LOSSES; loss_kwargs: its options (eps, reduce_mean, antithetic,
       importance_sampling).
-    sampler: name in SDE_SAMPLERS; sampler_kwargs: its options.
+    sampler: name in SAMPLERS; sampler_kwargs: its options.
     num_classes: > 0 for a class-conditional model; class_dropout: p(null label) in training.
     guidance_scale: classifier-free guidance weight w when sampling.
     likelihood: None, or the options of `ode_likelihood` (trace, eps, rtol, atol, max_steps)
@@ -164,11 +163,8 @@ class ScoreSDE(DiffusionMethod):
     kwargs = {**self.sampler_kwargs, **overrides}
     shape = None if "init_noise" in kwargs else (num_samples, *self.data_shape)
     score_fn = self.score_fn(state.ema_params, labels)
-    if self.sampler in SDE_SAMPLERS:
-      out = SDE_SAMPLERS.get(self.sampler)(self.sde, score_fn, rng=rng, shape=shape, **kwargs)
-    else:  # a sampler of any noise process (gen_jax.samplers), driven by the score
-      out = SAMPLERS.get(self.sampler)(score_fn, self.sde, rng=rng, shape=shape,
-                                       prediction="score", **kwargs)
+    out = SAMPLERS.get(self.sampler)(score_fn, self.sde, rng=rng, shape=shape,
+                                     prediction="score", **kwargs)
     samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
     evals = guidance.evals_per_step(labels, self.guidance_scale)
     if isinstance(out, AdaptiveSampleOutput):
@@ -235,9 +231,7 @@ def build_score_sde(config, info) -> ScoreSDE:
                      f"vpsde), got loss={m.loss!r}.")
   net, data_shape, num_classes = build_denoiser(config, info)
   sampler = config.sample.sampler
-  if sampler not in SDE_SAMPLERS and sampler not in SAMPLERS:
-    names = sorted(set(SDE_SAMPLERS.names()) | set(SAMPLERS.names()))
-    raise KeyError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(names)}.")
+  SAMPLERS.get(sampler)
   sampler_kwargs = dict(config.sample.get(sampler, {}))
   likelihood = None
   ll = m.likelihood
