@@ -44,7 +44,7 @@ import optax
 from gen_jax.diffusion import guidance
 from gen_jax.methods.base import METHODS, Batch, Metrics
 from gen_jax.methods.diffusion_base import DiffusionMethod, build_denoiser
-from gen_jax.samplers import SAMPLERS, AdaptiveSampleOutput
+from gen_jax.samplers import SAMPLERS
 from gen_jax.diffusion import likelihood as likelihood_lib
 from gen_jax.diffusion.sde_losses import SDE_LOSSES, WEIGHTINGS
 from gen_jax.diffusion.processes import SDE, SDES, VESDE, VPSDE, batch_bcast
@@ -131,6 +131,9 @@ class ScoreSDE(DiffusionMethod):
 
   denoiser = property(lambda self: self.model.net)
   example_shape = property(lambda self: self.data_shape)
+  process = property(lambda self: self.model.sde)
+  sampler_options = property(lambda self: self.sampler_kwargs)
+  prediction = "score"  # what `denoise_fn` returns
 
   @property
   def sde(self) -> SDE:
@@ -146,30 +149,10 @@ class ScoreSDE(DiffusionMethod):
     score_fn = lambda x, t: self.model.apply(params, x, t, y, train=train, rng=rng_dropout)
     return SDE_LOSSES.get(self.loss)(score_fn, self.sde, x0, rng_loss, **self.loss_kwargs)
 
-  def score_fn(self, params, labels: jax.Array | None = None):
+  def denoise_fn(self, params, labels: jax.Array | None = None):
     """The sampler's score function with the EMA (or given) parameters and guidance."""
     return self.model.score_fn(params, labels, num_classes=self.num_classes,
                                guidance_scale=self.guidance_scale)
-
-  def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
-             labels: jax.Array | None = None, **overrides: Any):
-    """num_samples draws [n, *data_shape] with the configured sampler (EMA parameters).
-
-    Class-conditional models cycle through the labels unless `labels` is given; `overrides`
-    replace sampler options (e.g. init_noise). Images are clipped to [-1, 1].
-    """
-    if self.num_classes and labels is None:
-      labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
-    kwargs = {**self.sampler_kwargs, **overrides}
-    shape = None if "init_noise" in kwargs else (num_samples, *self.data_shape)
-    score_fn = self.score_fn(state.ema_params, labels)
-    out = SAMPLERS.get(self.sampler)(score_fn, self.sde, rng=rng, shape=shape,
-                                     prediction="score", **kwargs)
-    samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
-    evals = guidance.evals_per_step(labels, self.guidance_scale)
-    if isinstance(out, AdaptiveSampleOutput):
-      return out.replace(samples=samples).scale_nfe(evals)
-    return out.replace(samples=samples, nfe=out.nfe * evals)
 
   def log_likelihood(self, params, batch: Batch, rng: jax.Array) -> likelihood_lib.LikelihoodOutput:
     """log p(x) [B] in nats of batch['image'] through the probability-flow ODE."""
