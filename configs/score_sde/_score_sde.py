@@ -98,14 +98,6 @@ def ddpmpp_model(**overrides) -> dict:
   return m
 
 
-def ddpm_unet_model(**overrides) -> dict:
-  """The DDPM UNet of the foundation (35.7M parameters for CIFAR-10)."""
-  m = dict(name="unet", ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
-           dropout=0.1, num_groups=32, num_heads=1, resamp_with_conv=True)
-  m.update(overrides)
-  return m
-
-
 def smoke_score_sde(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A tiny one-level network, 20 noise scales and loose tolerances on top of `common.smoke`.
 

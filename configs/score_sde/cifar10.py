@@ -16,6 +16,9 @@ built from its `configs/{ve,vp,subvp}/cifar10_*_continuous.py`; NCSN++ there use
 progressive="none", progressive_input="residual"); gen_jax's NCSNpp reproduces them and the
 reference's outputs exactly (tests/nets/test_ncsnpp_reference.py).
 
+vp_ddpm is configs/ddpm/cifar10.py's network trained as the VP SDE's N = 1000 discretisation
+(same betas, loss and parameterisation); only the number of steps follows the SDE paper.
+
 Adam 2e-4, 5000 warm-up steps, clipping at 1, batch 128, random flips; 1.3M steps (0.95M for
 the deep models); EMA 0.999 for NCSN++ and 0.9999 otherwise. Sampling: PC with reverse
 diffusion + Langevin (snr 0.16) for VE, Euler-Maruyama predictor without corrector for the
@@ -32,6 +35,7 @@ _score_sde.py). The smoke variant shrinks whichever variant is chosen.
 """
 
 from configs import common
+from configs.ddpm import cifar10 as ddpm_cifar10
 from configs.score_sde import _score_sde
 
 VARIANTS = ("ve_ncsnpp_continuous", "ve_ncsnpp_deep_continuous", "vp_ddpmpp_continuous",
@@ -51,10 +55,11 @@ def get_config(arg=None):
     c.ema.decay = 0.999
     c.sample.pc.predictor = "reverse_diffusion"
     c.sample.pc.corrector = "langevin"
-  elif v == "vp_ddpm":
+  elif v == "vp_ddpm":  # the network and EMA of configs/ddpm/cifar10.py, as a VP SDE
+    ddpm = ddpm_cifar10.get_config()
     c = _score_sde.score_sde_config(sde="vpsde", loss="ddpm", continuous=False,
-                                    model=_score_sde.ddpm_unet_model())
-    c.ema.decay = 0.9999
+                                    model=ddpm.model.to_dict())
+    c.ema.decay = ddpm.ema.decay
     c.sample.sampler = "ancestral"
     c.sample.pc.predictor = "ancestral"
     c.sample.pc.corrector = "none"

@@ -47,8 +47,8 @@ import numpy as np  # noqa: E402
 
 from gen_jax.data import DatasetInfo  # noqa: E402
 from gen_jax.methods import build_method  # noqa: E402
-from gen_jax.diffusion import batch_bcast, ode_likelihood, ode_sample  # noqa: E402
-from gen_jax.diffusion import euler_maruyama_sample  # noqa: E402
+from gen_jax.diffusion import batch_bcast, ode_likelihood  # noqa: E402
+from gen_jax.samplers import euler_maruyama_sample, ode_sample  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", str(REPO / "configs/score_sde/cifar10.py") + ":variant=vp_ddpm", "Score-SDE config.")
@@ -87,7 +87,8 @@ def _gaussian_nfe(sde, shape):
     m, std = batch_bcast(m, x), batch_bcast(std, x)
     return -(x - m * mu) / (m**2 * s**2 + std**2)
 
-  out = jax.jit(lambda r: ode_sample(sde, score, rng=r, shape=shape, method="rk45"))(
+  out = jax.jit(lambda r: ode_sample(score, sde, rng=r, shape=shape, prediction="score",
+                                           method="rk45"))(
       jax.random.key(0))
   x = mu + s * jax.random.normal(jax.random.key(1), shape)
   lik = jax.jit(lambda x, r: ode_likelihood(sde, score, x, rng=r))(x, jax.random.key(2))
@@ -120,8 +121,8 @@ def main(argv):
 
   sde_small = dataclasses.replace(method.sde, N=_CHECK.value)
   em = jax.jit(lambda p, r: euler_maruyama_sample(
-      sde_small, lambda x, t: method.model.apply(p, x, t, None, train=False), rng=r,
-      shape=shape, denoise=False).samples)
+      lambda x, t: method.model.apply(p, x, t, None, train=False), sde_small, rng=r,
+      shape=shape, prediction="score", denoise=False).samples)
   t_check = _timed(em, params, jax.random.key(3), repeats=1)
 
   ode_nfe, lik_nfe = _gaussian_nfe(method.sde, shape)

@@ -1,8 +1,9 @@
 """Gaussian diffusion around one noise process x_t = alpha(t) x0 + sigma(t) eps.
 
 Continuous processes (VP, sub-VP, VE SDEs), their discrete chains (DDPM, DDGAN), the
-parameterisations of the network output, losses, SDE samplers, likelihoods and guidance;
-see the README's layout section for which module holds what.
+parameterisations of the network output, losses, likelihoods and guidance (the samplers of
+all of them are in `gen_jax.samplers`); see the README's layout section for which module
+holds what.
 """
 
 from gen_jax.diffusion.gaussian import (PREDICTIONS, Prediction, extract, predict_eps_from_x0,
@@ -15,7 +16,3 @@ from gen_jax.diffusion.processes import (SDE, SDES, VESDE, VPSDE, ReverseSDE, ba
 from gen_jax.diffusion.schedules import (BETA_SCHEDULES, DiffusionSchedule,
                                          cosine_alphas_cumprod, make_schedule)
 from gen_jax.diffusion.sde_losses import SDE_LOSSES, importance_sample_t
-from gen_jax.diffusion.sde_samplers import (SDE_SAMPLERS, AdaptiveSampleOutput, ancestral_sample,
-                                            euler_maruyama_sample, langevin_step, ode_sample,
-                                            pc_sample, reverse_diffusion_sample,
-                                            tweedie_denoise)

@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.samplers.base import SampleOutput
-from gen_jax.diffusion.sde_samplers import _predictor_corrector
-from gen_jax.diffusion.processes import SDE, ScoreFn, batch_bcast
+from gen_jax.diffusion.processes import SDE, batch_bcast
+from gen_jax.samplers.base import DenoiseFn, SampleOutput, score_fn_of
+from gen_jax.samplers.sde import _predictor_corrector
 
 Array = jax.Array
 
@@ -50,10 +50,11 @@ def couple(y: Array) -> Array:
 
 
 def pc_impute(
+    denoise_fn: DenoiseFn,
     sde: SDE,
-    score_fn: ScoreFn,
     *,
     rng: Array,
+    prediction: str = "eps",
     known: Array,
     mask: Array,
     to_space=None,
@@ -69,7 +70,8 @@ def pc_impute(
   """PC sampling of x with the coordinates `mask` of to_space(x) fixed to to_space(known).
 
   Args:
-    sde, score_fn: the forward SDE and the model's score (x [B, ...], t [B]) -> [B, ...].
+    denoise_fn, sde, prediction: the model (x [B, ...], t [B]) -> [B, ...], its SDE and the
+      type of its output, as for every sampler (`gen_jax.samplers.base`).
     rng: PRNG key.
     known: [B, ...] data whose masked coordinates (in the transformed space) are kept.
     mask: 1 where known, 0 where imputed; broadcastable to known's shape.
@@ -91,23 +93,24 @@ def pc_impute(
     return from_space(mask * noisy + (1.0 - mask) * to_space(x))
 
   out = _predictor_corrector(
-      sde, score_fn, rng=rng, shape=known.shape, init_noise=None, predictor=predictor,
-      corrector=corrector, snr=snr, n_corrector_steps=n_corrector_steps, num_steps=num_steps,
-      eps=eps, denoise=denoise, project=impose)
+      sde, score_fn_of(denoise_fn, sde, prediction), rng=rng, shape=known.shape,
+      init_noise=None, predictor=predictor, corrector=corrector, snr=snr,
+      n_corrector_steps=n_corrector_steps, num_steps=num_steps, eps=eps, denoise=denoise,
+      project=impose)
   x = from_space(mask * y_known + (1.0 - mask) * to_space(out.samples))
   return out.replace(samples=x)
 
 
-def pc_inpaint(sde: SDE, score_fn: ScoreFn, *, rng: Array, data: Array, mask: Array,
+def pc_inpaint(denoise_fn: DenoiseFn, sde: SDE, *, rng: Array, data: Array, mask: Array,
                **kwargs) -> SampleOutput:
   """Inpainting: keeps data where mask == 1 ([B, H, W, C] or broadcastable), fills the rest.
 
-  Keyword arguments are those of `pc_impute` (predictor, corrector, snr, ...).
+  Keyword arguments are those of `pc_impute` (prediction, predictor, corrector, snr, ...).
   """
-  return pc_impute(sde, score_fn, rng=rng, known=data, mask=mask, **kwargs)
+  return pc_impute(denoise_fn, sde, rng=rng, known=data, mask=mask, **kwargs)
 
 
-def pc_colorize(sde: SDE, score_fn: ScoreFn, *, rng: Array, gray: Array,
+def pc_colorize(denoise_fn: DenoiseFn, sde: SDE, *, rng: Array, gray: Array,
                 **kwargs) -> SampleOutput:
   """Colorization: RGB images [B, H, W, 3] whose grey level (mean of R, G, B) equals `gray`.
 
@@ -120,5 +123,5 @@ def pc_colorize(sde: SDE, score_fn: ScoreFn, *, rng: Array, gray: Array,
     gray = jnp.mean(gray, axis=-1, keepdims=True)
   known = jnp.broadcast_to(gray, gray.shape[:-1] + (3,))  # decouple(known)[..., 0] = sqrt(3) g
   mask = jnp.asarray([1.0, 0.0, 0.0], jnp.float32)
-  return pc_impute(sde, score_fn, rng=rng, known=known, mask=mask, to_space=decouple,
+  return pc_impute(denoise_fn, sde, rng=rng, known=known, mask=mask, to_space=decouple,
                    from_space=couple, **kwargs)

@@ -227,6 +227,12 @@ class VESDE(SDE):
     t = jnp.asarray(t, jnp.float32)
     return jnp.ones_like(t), self.sigma(t)
 
+  ancestral_variance = "fixed_small"  # NCSN's ancestral step (paper eq. 48)
+
+  def discrete_chain(self) -> tuple[Array, Array]:
+    """(alpha_i, sigma_i) [N] of the N-step chain: (1, discrete_sigmas)."""
+    return jnp.ones((self.N,), jnp.float32), self.discrete_sigmas
+
   def prior_sampling(self, rng, shape):
     return self.sigma_max * jax.random.normal(rng, tuple(shape), jnp.float32)
 
@@ -308,6 +314,13 @@ class VPSDE(_VPFamily):
   beta_max: float = 20.0
   N: int = 1000
   T: float = 1.0
+
+  ancestral_variance = "fixed_large"  # DDPM's beta_i (paper eq. 49)
+
+  def discrete_chain(self) -> tuple[Array, Array]:
+    """(alpha_i, sigma_i) [N] of the DDPM chain: (sqrt(abar_i), sqrt(1 - abar_i))."""
+    abar = np.cumprod(1.0 - self.discrete_betas64())
+    return jnp.asarray(np.sqrt(abar), jnp.float32), jnp.asarray(np.sqrt(1.0 - abar), jnp.float32)
 
   def sde(self, x, t):
     beta = self.beta(_as_time(t, x))

@@ -35,7 +35,7 @@ from gen_jax.diffusion.losses import DIFFUSION_LOSSES
 from gen_jax.diffusion.schedules import DiffusionSchedule, make_schedule
 from gen_jax.methods.base import METHODS, Batch, Metrics
 from gen_jax.methods.diffusion_base import DiffusionMethod, build_denoiser
-from gen_jax.samplers import SAMPLERS, SampleOutput
+from gen_jax.samplers import SAMPLERS
 from gen_jax.train.optim import build_optimizer, learning_rate_schedule
 from gen_jax.train.state import TrainState
 
@@ -77,6 +77,8 @@ class DDPM(DiffusionMethod):
 
   denoiser = property(lambda self: self.net)
   example_shape = property(lambda self: self.image_shape)
+  process = property(lambda self: self.schedule)
+  sampler_options = property(lambda self: {"clip_x0": self.clip_x0, **self.sampler_kwargs})
 
   # ---------------------------------------------------------------- helpers
 
@@ -105,22 +107,6 @@ class DDPM(DiffusionMethod):
     """The sampler's view of the network: (x_t, t) -> output, with guidance if configured."""
     apply = lambda x, t, y: self._apply(params, x, t, y, train=False)
     return guidance.guided(apply, labels, self.num_classes, self.guidance_scale)
-
-  def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
-             labels: jax.Array | None = None) -> SampleOutput:
-    """Samples with the EMA parameters; class-conditional models cycle through the labels.
-
-    Images are clipped to [-1, 1]; vector data is returned as sampled.
-    """
-    if self.num_classes and labels is None:
-      labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
-    out = SAMPLERS.get(self.sampler)(
-        self.denoise_fn(state.ema_params, labels), self.schedule, rng=rng,
-        shape=(num_samples, *self.image_shape), prediction=self.prediction,
-        clip_x0=self.clip_x0, **self.sampler_kwargs)
-    evals_per_step = guidance.evals_per_step(labels, self.guidance_scale)
-    samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
-    return out.replace(samples=samples, nfe=out.nfe * evals_per_step)
 
   def evaluate(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
     """Per-example test loss, and for 8-bit images the VLB estimate in bits/dim."""

@@ -1,5 +1,5 @@
 """What the diffusion families (ddpm, score_sde) share: the denoising network built from the
-config, its initialisation, the one-loss update and the batch's class labels."""
+config, its initialisation, the one-loss update, the batch's class labels and sampling."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from gen_jax import nets
 from gen_jax.diffusion import guidance
 from gen_jax.methods.base import Batch, Method, Metrics, single_network_step
+from gen_jax.samplers import SAMPLERS, AdaptiveSampleOutput
 from gen_jax.train.state import TrainState
 
 
@@ -28,7 +29,29 @@ def build_denoiser(config, info) -> tuple[object, tuple[int, ...], int]:
 
 class DiffusionMethod(Method):
   """Shared contract; subclasses have `denoiser` (net(x, c [B], y, train=)), `example_shape`,
-  `optimizer`, `num_classes`, `lr_schedule` and `loss_terms(params, batch, rng, train=)`."""
+  `optimizer`, `num_classes`, `lr_schedule`, `loss_terms(params, batch, rng, train=)`, and
+  for sampling `process`, `prediction` (the type of `denoise_fn(params, labels)`'s output),
+  `sampler`, `sampler_options` and `guidance_scale`."""
+
+  def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
+             labels: jax.Array | None = None, **overrides):
+    """num_samples draws [n, *example_shape] with the configured sampler (EMA parameters).
+
+    Class-conditional models cycle through the labels unless `labels` is given; `overrides`
+    replace sampler options (e.g. init_noise). Images are clipped to [-1, 1]; nfe counts both
+    network evaluations of a guided step.
+    """
+    if self.num_classes and labels is None:
+      labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
+    kwargs = {**self.sampler_options, **overrides}
+    shape = None if "init_noise" in kwargs else (num_samples, *self.example_shape)
+    out = SAMPLERS.get(self.sampler)(self.denoise_fn(state.ema_params, labels), self.process,
+                                     rng=rng, shape=shape, prediction=self.prediction, **kwargs)
+    samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
+    evals = guidance.evals_per_step(labels, self.guidance_scale)
+    if isinstance(out, AdaptiveSampleOutput):
+      return out.replace(samples=samples).scale_nfe(evals)
+    return out.replace(samples=samples, nfe=out.nfe * evals)
 
   def init(self, rng: jax.Array, batch: Batch) -> TrainState:
     del batch  # parameter shapes do not depend on the data, nor on the time input

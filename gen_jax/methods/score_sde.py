@@ -6,9 +6,9 @@ Wires four registered pieces chosen in the config:
 * a network (`gen_jax.nets.NETS`: ncsnpp for NCSN++/DDPM++, unet for DDPM, time_mlp for
   vector data), wrapped into a score model by `ScoreModel` below;
 * a loss (`gen_jax.diffusion.sde_losses.SDE_LOSSES`: dsm | dsm_likelihood | smld | ddpm);
-* a sampler (`gen_jax.diffusion.SDE_SAMPLERS`: pc | euler_maruyama | reverse_diffusion | ancestral
-  | ode, or one of any noise process in `gen_jax.samplers.SAMPLERS` such as ddim, given the
-  score; `config.sample.sampler`, its options in `config.sample.<sampler>`), so
+* a sampler (`gen_jax.samplers.SAMPLERS`: pc | euler_maruyama | reverse_diffusion | ancestral
+  | ode | ddim, driven by the score; `config.sample.sampler`, its options in
+  `config.sample.<sampler>`), so
   `--mode=sample --config.sample.sampler=ode --config.sample.ode.method=rk45` works.
 
 Network -> score (`ScoreModel`): the network sees a conditioning value c(t) and its output o
@@ -47,7 +47,6 @@ from gen_jax.methods.diffusion_base import DiffusionMethod, build_denoiser
 from gen_jax.samplers import SAMPLERS
 from gen_jax.diffusion import likelihood as likelihood_lib
 from gen_jax.diffusion.sde_losses import SDE_LOSSES, WEIGHTINGS
-from gen_jax.diffusion.sde_samplers import SDE_SAMPLERS, AdaptiveSampleOutput
 from gen_jax.diffusion.processes import SDE, SDES, VESDE, VPSDE, batch_bcast
 from gen_jax.train.optim import build_optimizer, learning_rate_schedule
 from gen_jax.train.state import TrainState
@@ -109,7 +108,7 @@ class ScoreSDE(DiffusionMethod):
     data_shape: shape of one example, (H, W, C) for images or (D,) for vectors.
     loss: name in SDE_LOSSES; loss_kwargs: its options (eps, reduce_mean, antithetic,
       importance_sampling).
-    sampler: name in SDE_SAMPLERS; sampler_kwargs: its options.
+    sampler: name in SAMPLERS; sampler_kwargs: its options.
     num_classes: > 0 for a class-conditional model; class_dropout: p(null label) in training.
     guidance_scale: classifier-free guidance weight w when sampling.
     likelihood: None, or the options of `ode_likelihood` (trace, eps, rtol, atol, max_steps)
@@ -132,6 +131,9 @@ class ScoreSDE(DiffusionMethod):
 
   denoiser = property(lambda self: self.model.net)
   example_shape = property(lambda self: self.data_shape)
+  process = property(lambda self: self.model.sde)
+  sampler_options = property(lambda self: self.sampler_kwargs)
+  prediction = "score"  # what `denoise_fn` returns
 
   @property
   def sde(self) -> SDE:
@@ -147,33 +149,10 @@ class ScoreSDE(DiffusionMethod):
     score_fn = lambda x, t: self.model.apply(params, x, t, y, train=train, rng=rng_dropout)
     return SDE_LOSSES.get(self.loss)(score_fn, self.sde, x0, rng_loss, **self.loss_kwargs)
 
-  def score_fn(self, params, labels: jax.Array | None = None):
+  def denoise_fn(self, params, labels: jax.Array | None = None):
     """The sampler's score function with the EMA (or given) parameters and guidance."""
     return self.model.score_fn(params, labels, num_classes=self.num_classes,
                                guidance_scale=self.guidance_scale)
-
-  def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
-             labels: jax.Array | None = None, **overrides: Any):
-    """num_samples draws [n, *data_shape] with the configured sampler (EMA parameters).
-
-    Class-conditional models cycle through the labels unless `labels` is given; `overrides`
-    replace sampler options (e.g. init_noise). Images are clipped to [-1, 1].
-    """
-    if self.num_classes and labels is None:
-      labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
-    kwargs = {**self.sampler_kwargs, **overrides}
-    shape = None if "init_noise" in kwargs else (num_samples, *self.data_shape)
-    score_fn = self.score_fn(state.ema_params, labels)
-    if self.sampler in SDE_SAMPLERS:
-      out = SDE_SAMPLERS.get(self.sampler)(self.sde, score_fn, rng=rng, shape=shape, **kwargs)
-    else:  # a sampler of any noise process (gen_jax.samplers), driven by the score
-      out = SAMPLERS.get(self.sampler)(score_fn, self.sde, rng=rng, shape=shape,
-                                       prediction="score", **kwargs)
-    samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
-    evals = guidance.evals_per_step(labels, self.guidance_scale)
-    if isinstance(out, AdaptiveSampleOutput):
-      return out.replace(samples=samples).scale_nfe(evals)
-    return out.replace(samples=samples, nfe=out.nfe * evals)
 
   def log_likelihood(self, params, batch: Batch, rng: jax.Array) -> likelihood_lib.LikelihoodOutput:
     """log p(x) [B] in nats of batch['image'] through the probability-flow ODE."""
@@ -235,9 +214,7 @@ def build_score_sde(config, info) -> ScoreSDE:
                      f"vpsde), got loss={m.loss!r}.")
   net, data_shape, num_classes = build_denoiser(config, info)
   sampler = config.sample.sampler
-  if sampler not in SDE_SAMPLERS and sampler not in SAMPLERS:
-    names = sorted(set(SDE_SAMPLERS.names()) | set(SAMPLERS.names()))
-    raise KeyError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(names)}.")
+  SAMPLERS.get(sampler)
   sampler_kwargs = dict(config.sample.get(sampler, {}))
   likelihood = None
   ll = m.likelihood

@@ -1,7 +1,14 @@
-"""Samplers that turn a trained denoiser into samples: DDPM ancestral sampling and DDIM."""
+"""Samplers that turn a trained denoiser into samples, one registry and one call signature for
+DDPM chains and score SDEs (`base`): DDIM and ancestral sampling (`ddim`, `sde`), and the SDE
+samplers Euler-Maruyama, reverse diffusion, predictor-corrector and the probability-flow ODE
+(`sde`)."""
 
-from gen_jax.samplers.ancestral import ancestral_sample
-from gen_jax.samplers.base import SAMPLERS, SampleOutput
+from gen_jax.samplers.base import SAMPLERS, SampleOutput, score_fn_of
 from gen_jax.samplers.ddim import ddim_sample, ddim_timesteps
+from gen_jax.samplers.sde import (AdaptiveSampleOutput, ancestral_sample, euler_maruyama_sample,
+                                  langevin_step, ode_sample, pc_sample, reverse_diffusion_sample,
+                                  tweedie_denoise)
 
-__all__ = ["SAMPLERS", "SampleOutput", "ancestral_sample", "ddim_sample", "ddim_timesteps"]
+__all__ = ["SAMPLERS", "AdaptiveSampleOutput", "SampleOutput", "ancestral_sample", "ddim_sample",
+           "ddim_timesteps", "euler_maruyama_sample", "langevin_step", "ode_sample", "pc_sample",
+           "reverse_diffusion_sample", "score_fn_of", "tweedie_denoise"]

@@ -12,8 +12,10 @@ to the next time s is DDIM eq. (12) in (alpha, sigma) form:
 For a DDPM chain (alpha^2 = abar) this is DDIM's sigma; eta = 0 is the deterministic DDIM
 sampler (the probability-flow ODE in the variable x / alpha against sigma / alpha; for VE it
 is Euler in sigma), and eta = 1 with all T steps is DDPM's ancestral sampler with the
-fixed_small variance. The last step returns x0_hat (for an SDE grid ending at eps, Tweedie's
-denoised estimate). When x0_hat is clipped, eps_hat is recomputed from the clipped x0_hat so
+fixed_small variance (DDPM's ancestral sampler is this loop: `gen_jax.samplers.sde`). With
+variance="fixed_large" the added noise has std eta sigma_{t|s} instead of c (DDPM's beta_t at
+eta = 1) and the mean is unchanged. The last step returns x0_hat (for an SDE grid ending at
+eps, Tweedie's denoised estimate). When x0_hat is clipped, eps_hat is recomputed from the clipped x0_hat so
 the pair stays consistent with x_t.
 """
 
@@ -30,6 +32,19 @@ from gen_jax.samplers.base import SAMPLERS, DenoiseFn, SampleOutput, initial_noi
 
 Array = jax.Array
 
+VARIANCES = ("fixed_large", "fixed_small")
+
+
+def posterior_step(x0_hat, eps_hat, noise, a, s, a_next, s_next, *, eta=1.0,
+                   variance: str = "fixed_small") -> Array:
+  """x at the next time from the estimates at t (module docstring); a, s: (alpha, sigma) at t,
+  a_next, s_next at the next time (1, 0 for the clean data), scalars or broadcastable."""
+  var_step = jnp.maximum(jnp.square(s) - jnp.square(a / a_next * s_next), 0.0)  # sigma_{t|s}^2
+  c = eta * s_next / s * jnp.sqrt(var_step)
+  direction = jnp.sqrt(jnp.maximum(jnp.square(s_next) - jnp.square(c), 0.0))
+  std = c if variance == "fixed_small" else jnp.where(s_next > 0, eta * jnp.sqrt(var_step), 0.0)
+  return a_next * x0_hat + direction * eps_hat + std * noise
+
 
 @SAMPLERS.register("ddim")
 def ddim_sample(
@@ -42,6 +57,7 @@ def ddim_sample(
     eta: float = 0.0,
     prediction: str = "eps",
     clip_x0: bool = True,
+    variance: str = "fixed_small",
     spacing: str = "uniform",
     eps: float = 1e-3,
     init_noise: Array | None = None,
@@ -59,6 +75,7 @@ def ddim_sample(
       (it is then not range-checked).
     prediction: name in PREDICTIONS ("eps", "x0", "v", "score", ...).
     clip_x0: clip x0_hat to [-1, 1] (and recompute eps_hat from it).
+    variance: "fixed_small" (noise std c) or "fixed_large" (eta sigma_{t|s}).
     spacing: "uniform" or "quadratic" on a DDPM chain (see `ddim_timesteps`).
     eps: the last time of an SDE grid (ignored on a DDPM chain).
     init_noise: optional x_T [B, ...]; if None it is drawn from the process's prior.
@@ -68,6 +85,8 @@ def ddim_sample(
   """
   if not isinstance(eta, jax.core.Tracer) and not 0.0 <= float(eta) <= 1.0:
     raise ValueError(f"eta must be in [0, 1], got {eta}.")
+  if variance not in VARIANCES:
+    raise ValueError(f"Unknown variance {variance!r}; choose one of: {', '.join(VARIANCES)}.")
   predictor = PREDICTIONS.get(prediction)
   times = process.sampling_grid(num_steps, spacing=spacing, eps=eps)
   alpha, sigma = process.marginal_coef(times)
@@ -84,11 +103,9 @@ def ddim_sample(
     if clip_x0:
       x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
       eps_hat = predict_eps_from_x0(process, x, tb, x0_hat)
-    var_step = jnp.square(s) - jnp.square(a / a_next * s_next)  # sigma_{t|s}^2
-    c = eta * s_next / s * jnp.sqrt(jnp.maximum(var_step, 0.0))
-    direction = jnp.sqrt(jnp.maximum(jnp.square(s_next) - jnp.square(c), 0.0))
     noise = jax.random.normal(jax.random.fold_in(step_key, i), x.shape, x.dtype)
-    x_next = a_next * x0_hat + direction * eps_hat + c * noise
+    x_next = posterior_step(x0_hat, eps_hat, noise, a, s, a_next, s_next, eta=eta,
+                            variance=variance)
     return x_next.astype(x.dtype), None
 
   steps = (jnp.arange(times.shape[0], dtype=jnp.int32), times, alpha, sigma, alpha_next,

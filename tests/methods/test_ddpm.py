@@ -497,7 +497,8 @@ def test_build_ddpm_from_the_digits_smoke_config():
     ("method", "prediction", "epsilon",
      "Unknown prediction type 'epsilon'; choose one of: eps, score, v, x0."),
     ("method", "loss", "l2", "Unknown diffusion loss 'l2'; choose one of: l1, mse."),
-    ("sample", "sampler", "euler", "Unknown sampler 'euler'; choose one of: ancestral, ddim."),
+    ("sample", "sampler", "euler", "Unknown sampler 'euler'; choose one of: ancestral, ddim, euler_maruyama, ode, pc, "
+     "reverse_diffusion."),
 ])
 def test_build_ddpm_unknown_names_list_the_choices(section, field, value, message):
   c = _load_digits_smoke()

@@ -144,7 +144,7 @@ def test_classifier_free_guidance_combines_scores():
   x = jax.random.normal(jax.random.key(2), (4, 2))
   t = jnp.full((4,), 0.5)
   y = jnp.array([0, 1, 2, 3])
-  guided = method.score_fn(params, y)(x, t)
+  guided = method.denoise_fn(params, y)(x, t)
   cond = method.model.apply(params, x, t, y, train=False)
   uncond = method.model.apply(params, x, t, jnp.full((4,), 8), train=False)
   np.testing.assert_allclose(guided, 3.0 * cond - 2.0 * uncond, rtol=1e-5, atol=1e-5)

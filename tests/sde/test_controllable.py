@@ -38,8 +38,8 @@ def test_inpainting_keeps_known_pixels_and_samples_the_rest():
   sde = VPSDE(N=200)
   data = jnp.full((B, 4, 4, 1), -0.7)
   mask = jnp.zeros((1, 4, 4, 1)).at[:, :, :2].set(1.0)
-  out = jax.jit(lambda rng: pc_inpaint(sde, gaussian_score(sde, mu, s), rng=rng, data=data,
-                                       mask=mask))(jax.random.PRNGKey(0))
+  out = jax.jit(lambda rng: pc_inpaint(gaussian_score(sde, mu, s), sde, prediction="score",
+                                       rng=rng, data=data, mask=mask))(jax.random.PRNGKey(0))
   assert out.nfe == 400
   x = np.asarray(out.samples)
   np.testing.assert_array_equal(x[:, :, :2], np.float32(-0.7))
@@ -57,7 +57,9 @@ def test_colorization_keeps_grey_and_imputes_colour():
   s = 0.3
   sde = VESDE(sigma_min=0.01, sigma_max=5.0, N=200)
   gray = jnp.full((B, 2, 2, 1), 0.25)
-  out = jax.jit(lambda rng: pc_colorize(sde, gaussian_score(sde, mu.reshape(1, 1, 1, 3), s), rng=rng, gray=gray))(
+  out = jax.jit(lambda rng: pc_colorize(
+      gaussian_score(sde, mu.reshape(1, 1, 1, 3), s), sde, prediction="score", rng=rng,
+      gray=gray))(
       jax.random.PRNGKey(1))
   x = np.asarray(out.samples, np.float64)
   np.testing.assert_allclose(x.mean(-1), 0.25, atol=1e-5)  # the grey level is kept exactly

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.diffusion import (VESDE, VPSDE, AdaptiveSampleOutput, bits_per_dim, ode_likelihood,
-                         ode_sample, odeint_adaptive, subVPSDE)
+from gen_jax.diffusion import (VESDE, VPSDE, bits_per_dim, ode_likelihood, odeint_adaptive,
+                               subVPSDE)
+from gen_jax.samplers import AdaptiveSampleOutput, ode_sample
 from tests.sde.mixture import GaussianMixtureScore, gaussian_score
 
 SDES = {"ve": VESDE(sigma_max=10.0), "vp": VPSDE(), "subvp": subVPSDE()}
@@ -59,7 +60,8 @@ def _exact_flow(sde, x_t, eps):
 def test_rk45_sampler_matches_exact_flow(name):
   sde = SDES[name]
   x_t = sde.prior_sampling(jax.random.PRNGKey(3), (1024, 16))
-  run = jax.jit(lambda x: ode_sample(sde, gaussian_score(sde, MU, S), rng=jax.random.PRNGKey(0),
+  run = jax.jit(lambda x: ode_sample(gaussian_score(sde, MU, S), sde, prediction="score",
+                                     rng=jax.random.PRNGKey(0),
                                      method="rk45", init_noise=x, eps=1e-3))
   out = run(x_t)
   assert isinstance(out, AdaptiveSampleOutput) and bool(np.all(out.success))

@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.samplers import SampleOutput
-from gen_jax.diffusion import (SDE_SAMPLERS, VESDE, VPSDE, batch_bcast, euler_maruyama_sample,
-                         ode_sample, pc_sample, reverse_diffusion_sample, subVPSDE)
+from gen_jax.diffusion import VESDE, VPSDE, batch_bcast, subVPSDE
+from gen_jax.samplers import (SAMPLERS, SampleOutput, euler_maruyama_sample, ode_sample,
+                              pc_sample, reverse_diffusion_sample)
 
 MU, S = 0.5, 0.3
 BATCH, DIM = 4096, 16  # 65536 i.i.d. coordinates, pooled
@@ -45,7 +45,8 @@ def gaussian_score(sde, mu=MU, s=S):
 
 
 def _run(sampler, sde, key=0, **kw):
-  fn = jax.jit(lambda rng: sampler(sde, gaussian_score(sde), rng=rng, shape=(BATCH, DIM),
+  fn = jax.jit(lambda rng: sampler(gaussian_score(sde), sde, prediction="score", rng=rng,
+                                   shape=(BATCH, DIM),
                                    eps=EPS, **kw))
   return fn(jax.random.PRNGKey(key))
 
@@ -77,7 +78,7 @@ TOLERANCES = {
 @pytest.mark.parametrize("sampler_name", sorted(TOLERANCES))
 def test_sde_samplers_reproduce_gaussian(sde_name, sampler_name):
   sde = SDES[sde_name]
-  out = _run(SDE_SAMPLERS.get(sampler_name), sde)
+  out = _run(SAMPLERS.get(sampler_name), sde)
   assert isinstance(out, SampleOutput) and out.samples.shape == (BATCH, DIM)
   mean_err, var_err = _moment_errors(out)
   mean_tol, var_tol = TOLERANCES[sampler_name]
@@ -129,7 +130,8 @@ def test_ode_is_deterministic_and_sdes_are_not():
   score_fn = gaussian_score(sde)
   x_t = sde.prior_sampling(jax.random.PRNGKey(0), (8, 4))
   for sampler in (ode_sample, euler_maruyama_sample, reverse_diffusion_sample, pc_sample):
-    run = jax.jit(lambda rng, x: sampler(sde, score_fn, rng=rng, init_noise=x).samples)
+    run = jax.jit(lambda rng, x: sampler(score_fn, sde, prediction="score", rng=rng,
+                                         init_noise=x).samples)
     a, b = run(jax.random.PRNGKey(1), x_t), run(jax.random.PRNGKey(2), x_t)
     np.testing.assert_array_equal(a, run(jax.random.PRNGKey(1), x_t))  # reproducible
     if sampler is ode_sample:
@@ -159,7 +161,7 @@ def test_nfe_counts_score_evaluations():
   ]
   for sampler, extra, nfe in cases:
     # nfe is static: tracing (eval_shape) is enough, nothing is compiled
-    out = jax.eval_shape(lambda: sampler(sde, counting_score, **kw, **extra))
+    out = jax.eval_shape(lambda: sampler(counting_score, sde, prediction="score", **kw, **extra))
     assert out.nfe == nfe, (sampler.__name__, extra)
 
   # count real evaluations with a host callback for one PC configuration
@@ -169,7 +171,7 @@ def test_nfe_counts_score_evaluations():
     jax.debug.callback(lambda: n_evals.append(1))
     return gaussian_score(sde)(x, t)
 
-  out = pc_sample(sde, callback_score, n_corrector_steps=2, **kw)
+  out = pc_sample(callback_score, sde, prediction="score", n_corrector_steps=2, **kw)
   jax.block_until_ready(out.samples)
   jax.effects_barrier()
   assert len(n_evals) == out.nfe == 60
@@ -185,7 +187,8 @@ def test_samplers_compile_once():
 
   for sampler in (euler_maruyama_sample, reverse_diffusion_sample, pc_sample, ode_sample):
     traces.clear()
-    fn = jax.jit(lambda rng: sampler(sde, score_fn, rng=rng, shape=(4, 3)).samples)
+    fn = jax.jit(lambda rng: sampler(score_fn, sde, prediction="score", rng=rng,
+                                     shape=(4, 3)).samples)
     fn(jax.random.PRNGKey(0))
     first = len(traces)
     assert first <= 4  # the loop bodies trace score_fn once each, not once per step
@@ -199,18 +202,19 @@ def test_bad_arguments():
   score_fn = gaussian_score(sde)
   kw = dict(rng=jax.random.PRNGKey(0), shape=(2, 2))
   with pytest.raises(ValueError, match="sde.N"):
-    pc_sample(sde, score_fn, num_steps=5, **kw)
+    pc_sample(score_fn, sde, prediction="score", num_steps=5, **kw)
   with pytest.raises(ValueError, match="eps"):
-    reverse_diffusion_sample(sde, score_fn, eps=0.2, **kw)
+    reverse_diffusion_sample(score_fn, sde, prediction="score", eps=0.2, **kw)
   with pytest.raises(ValueError, match="predictor"):
-    pc_sample(sde, score_fn, predictor="ald", **kw)
+    pc_sample(score_fn, sde, prediction="score", predictor="ald", **kw)
   with pytest.raises(ValueError, match="corrector"):
-    pc_sample(sde, score_fn, corrector="hmc", **kw)
+    pc_sample(score_fn, sde, prediction="score", corrector="hmc", **kw)
   with pytest.raises(ValueError, match="ODE method"):
-    ode_sample(sde, score_fn, method="rk4", **kw)
+    ode_sample(score_fn, sde, prediction="score", method="rk4", **kw)
   with pytest.raises(ValueError, match="shape"):
-    ode_sample(sde, score_fn, rng=jax.random.PRNGKey(0))
-  assert SDE_SAMPLERS.names() == ["ancestral", "euler_maruyama", "ode", "pc", "reverse_diffusion"]
+    ode_sample(score_fn, sde, prediction="score", rng=jax.random.PRNGKey(0))
+  assert SAMPLERS.names() == ["ancestral", "ddim", "euler_maruyama", "ode", "pc",
+                              "reverse_diffusion"]
   assert dataclasses.replace(sde, N=20).N == 20
 
 
@@ -218,7 +222,7 @@ def test_bad_arguments():
 @pytest.mark.parametrize("sde_name", ["ve", "vp"])
 def test_ancestral_reproduces_gaussian(sde_name):
   sde = SDES[sde_name]
-  out = _run(SDE_SAMPLERS.get("ancestral"), sde)
+  out = _run(SAMPLERS.get("ancestral"), sde)
   mean_err, var_err = _moment_errors(out)
   print(f"{sde_name} ancestral: mean err {mean_err:+.4f}, var rel err {var_err:+.4f}")
   # VE ancestral uses the exact Gaussian posterior variance; VP ancestral adds beta_i
@@ -229,7 +233,7 @@ def test_ancestral_reproduces_gaussian(sde_name):
 
 def test_ancestral_rejects_subvp():
   with pytest.raises(ValueError, match="ancestral"):
-    SDE_SAMPLERS.get("ancestral")(SDES["subvp"], gaussian_score(SDES["subvp"]),
+    SAMPLERS.get("ancestral")(gaussian_score(SDES["subvp"]), SDES["subvp"], prediction="score",
                                   rng=jax.random.PRNGKey(0), shape=(2, 2))
 
 
@@ -271,8 +275,9 @@ def test_samplers_reproduce_gaussian_mixture(sde_name, sampler_name):
   sde = MIX_SDES[sde_name]
   mix = _mixture()
   kw = dict(MIX_SAMPLERS[sampler_name])
-  sampler = SDE_SAMPLERS.get("ode" if sampler_name.startswith("ode") else sampler_name)
-  fn = jax.jit(lambda rng: sampler(sde, mix.score_fn(sde), rng=rng, shape=(MIX_BATCH, 2),
+  sampler = SAMPLERS.get("ode" if sampler_name.startswith("ode") else sampler_name)
+  fn = jax.jit(lambda rng: sampler(mix.score_fn(sde), sde, prediction="score", rng=rng,
+                                   shape=(MIX_BATCH, 2),
                                    eps=EPS, **kw))
   out = fn(jax.random.PRNGKey(11))
   x = np.asarray(out.samples, np.float64)

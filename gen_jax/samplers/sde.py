@@ -1,14 +1,18 @@
-"""Samplers of score-based SDE models: Song et al., "Score-Based Generative Modeling through
-Stochastic Differential Equations" (ICLR 2021), section 4 and appendices D, F, G.
+"""Samplers of score-based SDE models, and ancestral sampling of every noise process.
 
-All samplers integrate the reverse-time SDE (or the probability-flow ODE) of `sde` from T down
-to eps > 0 given `score_fn(x [B, ...], t [B]) -> score [B, ...]`, on the grid
+Song et al., "Score-Based Generative Modeling through Stochastic Differential Equations" (ICLR
+2021), section 4 and appendices D, F, G. Every sampler has the signature of `SAMPLERS`
+(`gen_jax.samplers.base`): the score they integrate is derived from the denoiser's output
+through `PREDICTIONS` (`score_fn_of`), so a DDPM eps-network and a score network both work.
+
+The SDE samplers integrate the reverse-time SDE (or the probability-flow ODE) of `process`
+(an SDE) from T down to eps > 0 on the grid
 
     t_k = T + k (eps - T) / (n - 1),   k = 0, ..., n - 1   (t_0 = T, t_{n-1} = eps),
 
 with n = num_steps (default sde.N). They are pure functions built on `jax.lax.fori_loop`, so
-`jax.jit` traces `score_fn` a fixed number of times whatever n; jit a function taking the
-network parameters and building `score_fn` inside. The scheme of the SDE samplers is
+`jax.jit` traces the network a fixed number of times whatever n. The scheme of the SDE
+samplers is
 
     x ~ p_T (sde.prior_sampling) or init_noise
     for k = 0, ..., n - 2:   [corrector at t_k], predictor step t_k -> t_{k+1}
@@ -18,8 +22,17 @@ network parameters and building `score_fn` inside. The scheme of the SDE sampler
                        discrete step 0, which adds the smallest noise level).
 
 Either way the predictor/denoiser costs n score evaluations, so nfe = n (1 + n_corrector_steps)
-for the SDE samplers. The discrete-time reverse-diffusion predictor needs the grid to visit the
-discrete steps N-1, ..., 0 once each: n = sde.N and eps < T / (N - 1) (checked).
+for the SDE samplers. The discrete-time predictors (reverse diffusion, ancestral) need the grid
+to visit the discrete steps N-1, ..., 0 once each: n = sde.N and eps < T / (N - 1) (checked).
+
+Ancestral sampling (`ancestral_sample`) draws x_s ~ q(x_s | x_t, x0_hat) on every step of a
+discrete chain, written once (`ddim.posterior_step`): on a DDPM chain it is DDIM with eta = 1
+over all T steps (DDPM Algorithm 2); on an SDE it is the PC predictor on the SDE's N-step
+chain (`discrete_chain`: DDPM's betas for VP, NCSN's sigmas for VE), where the step in score
+form is the paper's eq. (48) / (49), x_{i-1} = (x_i + sigma_{i|i-1}^2 s) / alpha_{i|i-1} + std z,
+with std^2 = beta_i for VP ("fixed_large") and the posterior variance for VE ("fixed_small").
+Deviation from the paper's code: VP adds no noise at the last chain step (i = 0), as DDPM;
+this only matters with denoise=False.
 
 The Langevin corrector (paper Algorithms 4 and 5) takes, per example,
 
@@ -36,20 +49,19 @@ stationarity of p_t (for 16-dimensional Gaussian data it inflated the sample var
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+from typing import Sequence
 
 import flax
 import jax
 import jax.numpy as jnp
 
-from gen_jax.registry import Registry
-from gen_jax.samplers.base import SampleOutput, initial_noise
 from gen_jax.diffusion.ode import odeint_adaptive
-from gen_jax.diffusion.processes import SDE, VESDE, VPSDE, ScoreFn, batch_bcast
+from gen_jax.diffusion.processes import SDE, ScoreFn, batch_bcast
+from gen_jax.samplers.base import (SAMPLERS, DenoiseFn, SampleOutput, initial_noise,
+                                   score_fn_of)
+from gen_jax.samplers.ddim import ddim_sample, posterior_step
 
 Array = jax.Array
-
-SDE_SAMPLERS: Registry[Callable[..., SampleOutput]] = Registry("SDE sampler")
 
 PREDICTORS = ("euler_maruyama", "reverse_diffusion", "ancestral")
 CORRECTORS = ("langevin", "none")
@@ -116,29 +128,15 @@ def _rd_step(rsde, x: Array, t: Array, key: Array) -> Array:
 
 
 def _ancestral_step(sde: SDE, score_fn: ScoreFn, x: Array, t: Array, key: Array) -> Array:
-  """Ancestral sampling step at discrete step i of t (paper appendix F, eq. 48 / 49).
-
-  VE (NCSN): x_{i-1} = x_i + (sigma_i^2 - sigma_{i-1}^2) s + sqrt(sigma_{i-1}^2 (sigma_i^2 -
-  sigma_{i-1}^2) / sigma_i^2) z (sigma_{-1} = 0: no noise at the last step).
-  VP (DDPM): x_{i-1} = (x_i + beta_i s) / sqrt(1 - beta_i) + sqrt(beta_i) z.
-  """
-  i = sde.discrete_index(t)
-  s = score_fn(x, t)
+  """One ancestral step on the SDE's discrete chain from step i of t (module docstring)."""
+  alphas, sigmas = sde.discrete_chain()
+  i = sde.discrete_index(t[0])
+  a, s = alphas[i], sigmas[i]
+  a_next, s_next = jnp.where(i > 0, alphas[i - 1], 1.0), jnp.where(i > 0, sigmas[i - 1], 0.0)
+  score = score_fn(x, t)
+  x0_hat, eps_hat = (x + jnp.square(s) * score) / a, -s * score
   z = jax.random.normal(key, x.shape, x.dtype)
-  if isinstance(sde, VESDE):
-    sigmas = sde.discrete_sigmas
-    sigma = sigmas[i]
-    adj = jnp.where(i == 0, 0.0, sigmas[jnp.maximum(i - 1, 0)])
-    var = jnp.square(sigma) - jnp.square(adj)
-    x_mean = x + batch_bcast(var, x) * s
-    std = jnp.sqrt(jnp.square(adj) * var / jnp.square(sigma))
-    return x_mean + batch_bcast(std, x) * z
-  if isinstance(sde, VPSDE):
-    beta = sde.discrete_betas[i]
-    x_mean = (x + batch_bcast(beta, x) * s) / batch_bcast(jnp.sqrt(1.0 - beta), x)
-    return x_mean + batch_bcast(jnp.sqrt(beta), x) * z
-  raise ValueError(f"The ancestral predictor is defined for VESDE and VPSDE only (as in the "
-                   f"paper), not {type(sde).__name__}; use reverse_diffusion instead.")
+  return posterior_step(x0_hat, eps_hat, z, a, s, a_next, s_next, variance=sde.ancestral_variance)
 
 
 def langevin_step(sde: SDE, score_fn: ScoreFn, x: Array, t: Array, key: Array,
@@ -169,9 +167,9 @@ def _predictor_corrector(sde, score_fn, *, rng, shape, init_noise, predictor, co
   ts = sde.sampling_grid(n, eps=eps)
   if predictor in ("reverse_diffusion", "ancestral"):
     _check_discrete(sde, n, eps)
-  if predictor == "ancestral" and not isinstance(sde, (VESDE, VPSDE)):
-    raise ValueError(f"The ancestral predictor is defined for VESDE and VPSDE only, not "
-                     f"{type(sde).__name__}; use reverse_diffusion instead.")
+  if predictor == "ancestral" and not hasattr(sde, "discrete_chain"):
+    raise ValueError(f"The ancestral predictor is defined for VESDE and VPSDE only (as in the "
+                     f"paper), not {type(sde).__name__}; use reverse_diffusion instead.")
   init_key, step_key = jax.random.split(rng)
   x = initial_noise(sde, init_key, shape, init_noise)
   batch = x.shape[0]
@@ -218,13 +216,21 @@ def _predictor_corrector(sde, score_fn, *, rng, shape, init_noise, predictor, co
   return SampleOutput(samples=x, nfe=n * (1 + n_corr))
 
 
-@SDE_SAMPLERS.register("pc")
+def _sde_of(process, sampler: str) -> SDE:
+  if not isinstance(process, SDE):
+    raise ValueError(f"The {sampler} sampler integrates an SDE, got a {type(process).__name__}; "
+                     "sample a DDPM chain with ancestral or ddim, or train a score_sde model.")
+  return process
+
+
+@SAMPLERS.register("pc")
 def pc_sample(
-    sde: SDE,
-    score_fn: ScoreFn,
+    denoise_fn: DenoiseFn,
+    process: SDE,
     *,
     rng: Array,
     shape: Sequence[int] | None = None,
+    prediction: str = "eps",
     predictor: str = "reverse_diffusion",
     corrector: str = "langevin",
     snr: float = 0.16,
@@ -238,19 +244,21 @@ def pc_sample(
 
   At every grid time, `n_corrector_steps` Langevin steps (signal-to-noise ratio `snr`), then a
   predictor step ("reverse_diffusion", "ancestral" or "euler_maruyama"). num_steps must be
-  sde.N (the default) for the reverse-diffusion and ancestral predictors. Other arguments as in `euler_maruyama_sample`.
+  sde.N (the default) for the reverse-diffusion and ancestral predictors. denoise_fn, process,
+  rng, shape, prediction, init_noise: as every sampler (`gen_jax.samplers.base`).
   """
+  sde = _sde_of(process, predictor if corrector == "none" else "pc")
   return _predictor_corrector(
-      sde, score_fn, rng=rng, shape=shape, init_noise=init_noise, predictor=predictor,
-      corrector=corrector, snr=snr, n_corrector_steps=n_corrector_steps, num_steps=num_steps,
-      eps=eps, denoise=denoise)
+      sde, score_fn_of(denoise_fn, sde, prediction), rng=rng, shape=shape,
+      init_noise=init_noise, predictor=predictor, corrector=corrector, snr=snr,
+      n_corrector_steps=n_corrector_steps, num_steps=num_steps, eps=eps, denoise=denoise)
 
 
 def _predictor_only(predictor: str, doc: str):
   """pc_sample with one predictor and no corrector, registered under the predictor's name."""
   fn = functools.partial(pc_sample, predictor=predictor, corrector="none")
   fn.__doc__ = doc
-  SDE_SAMPLERS.add(predictor, fn)
+  SAMPLERS.add(predictor, fn)
   return fn
 
 
@@ -260,17 +268,37 @@ x <- x + [f - g^2 score](x, t_k) dt_k + g(t_k) sqrt(-dt_k) z, dt_k = t_{k+1} - t
 reverse_diffusion_sample = _predictor_only("reverse_diffusion", """The reverse-diffusion
 predictor (paper eq. 47) over the N discrete steps; nfe = N: x_{i-1} = x_i - f_i(x_i) +
 G_i^2 score(x_i, t_i) + G_i z, to first order DDPM's ancestral step for VP, NCSN's for VE.""")
-ancestral_sample = _predictor_only("ancestral", """The ancestral-sampling predictor (paper
-eq. 48 / 49, VE and VP only) over the N discrete steps; nfe = N.""")
 
 
-@SDE_SAMPLERS.register("ode")
+@SAMPLERS.register("ancestral")
+def ancestral_sample(denoise_fn: DenoiseFn, process, *, rng: Array,
+                     shape: Sequence[int] | None = None, prediction: str = "eps",
+                     variance: str = "fixed_small", clip_x0: bool = True,
+                     init_noise: Array | None = None, **sde_options) -> SampleOutput:
+  """Ancestral sampling over every step of the process's discrete chain (module docstring).
+
+  A DDPM chain: DDIM with eta = 1 and all T steps; nfe = T. variance: "fixed_small"
+  (beta_tilde_t) or "fixed_large" (beta_t), DDPM section 3.2; clip_x0 clips x0_hat to [-1, 1].
+  An SDE (VE or VP): the ancestral predictor of `pc_sample` without corrector, nfe = N;
+  variance and clip_x0 are the paper's (see the module docstring) and `sde_options` (eps,
+  denoise) those of `pc_sample`.
+  """
+  if isinstance(process, SDE):
+    return pc_sample(denoise_fn, process, rng=rng, shape=shape, prediction=prediction,
+                     predictor="ancestral", corrector="none", init_noise=init_noise,
+                     **sde_options)
+  return ddim_sample(denoise_fn, process, rng=rng, shape=shape, prediction=prediction, eta=1.0,
+                     variance=variance, clip_x0=clip_x0, init_noise=init_noise, **sde_options)
+
+
+@SAMPLERS.register("ode")
 def ode_sample(
-    sde: SDE,
-    score_fn: ScoreFn,
+    denoise_fn: DenoiseFn,
+    process: SDE,
     *,
     rng: Array,
     shape: Sequence[int] | None = None,
+    prediction: str = "eps",
     method: str = "heun",
     num_steps: int | None = None,
     eps: float = 1e-3,
@@ -294,8 +322,11 @@ def ode_sample(
              running (2 + 6 per attempted step, +1 for denoising); num_steps is ignored.
 
   plus 1 for the Tweedie denoising at eps when denoise=True. Given x_T the result is
-  deterministic; `rng` only draws x_T (unused when init_noise is given).
+  deterministic; `rng` only draws x_T (unused when init_noise is given). Other arguments as in
+  every sampler (`gen_jax.samplers.base`).
   """
+  sde = _sde_of(process, "ode")
+  score_fn = score_fn_of(denoise_fn, sde, prediction)
   if method not in ODE_METHODS:
     raise ValueError(f"Unknown ODE method {method!r}; choose one of: {', '.join(ODE_METHODS)}.")
   x = initial_noise(sde, rng, shape, init_noise)
