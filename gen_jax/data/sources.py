@@ -40,7 +40,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import gzip
 import logging
 import zipfile
 import zlib

@@ -57,11 +57,10 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from gen_jax.diffusion import gaussian
-from gen_jax.diffusion.schedules import DiffusionSchedule, ddgan_vp_betas, make_schedule  # noqa: F401
+from gen_jax.diffusion.schedules import DiffusionSchedule, make_schedule
 from gen_jax.gan import regularizers
 from gen_jax.gan.losses import GAN_LOSSES
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics

@@ -28,7 +28,7 @@ Deviations from the official code (pixel_cnn_pp/model.py, nn.py):
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import flax.linen as nn
 import jax

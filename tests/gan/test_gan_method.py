@@ -23,7 +23,7 @@ from gen_jax.data import DatasetInfo
 from gen_jax.data import toy
 from gen_jax.gan import monitoring
 from gen_jax.gan.adaptive_diffusion import AdaptiveDiffusion
-from gen_jax.methods import ddgan as ddgan_lib
+from gen_jax.diffusion import schedules
 from gen_jax.methods.base import build_method
 from gen_jax.train import sharding as sharding_lib
 from gen_jax.train import step as step_lib
@@ -78,7 +78,7 @@ def test_adaptive_diffusion_moves_p_by_the_ada_rule_every_interval():
 
 
 def test_ddgan_schedule_and_real_pairs_follow_the_forward_process():
-  betas = ddgan_lib.ddgan_vp_betas(4)
+  betas = schedules.ddgan_vp_betas(4)
   t = 1e-3 + (1 - 1e-3) * np.arange(5) / 4
   abar = np.exp(-0.1 * t - 0.5 * 19.9 * t ** 2)
   np.testing.assert_allclose(np.cumprod(1 - betas), abar[1:] / abar[0], rtol=1e-10)

@@ -20,7 +20,6 @@ import pytest
 from gen_jax.data import DatasetInfo
 from gen_jax.gan import regularizers
 from gen_jax.methods.base import build_method
-from gen_jax.train.state import TrainState
 from tests.train.helpers import load_config
 
 CIFAR = DatasetInfo((32, 32, 3), 10, 50_000)
