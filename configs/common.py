@@ -174,6 +174,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval.reference_split": ("train", "eval"),
     "eval.reference_stats_format": ("gen_jax", "ttur", "adm"),
     "eval.inception_resize": ("tf1", "pytorch"),
+    "sample.condition.kind": ("none", "inpaint", "colorize"),
 }
 
 

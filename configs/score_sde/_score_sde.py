@@ -52,6 +52,11 @@ def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
           trace="rademacher",  # rademacher | gaussian | exact (tiny dims only)
           eps=1e-5, rtol=1e-5, atol=1e-5, max_steps=4096)),
   ))
+  # --mode=sample with kind=inpaint|colorize: fills in config.sample.condition.images (an .npz
+  # with "images" uint8 [N, H, W, C], e.g. a samples/final_*.npz, or a folder of PNG/JPEG)
+  # where the mask (a PNG, white = known pixel) is black, or colours them; PC options from
+  # config.sample.pc. See gen_jax/train/conditional_sampling.py.
+  c.sample.condition = ml_collections.ConfigDict(dict(kind="none", images="", mask=""))
   c.sample.sampler = "pc"  # pc | euler_maruyama | reverse_diffusion | ancestral | ode
   # pc | euler_maruyama | reverse_diffusion | ancestral | ode (SDE samplers), or ddim (the
   # sampler of every noise process, gen_jax.samplers)

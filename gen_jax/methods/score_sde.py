@@ -41,10 +41,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gen_jax.diffusion import guidance
+from gen_jax.diffusion import controllable, guidance
 from gen_jax.methods.base import METHODS, Batch, Metrics
 from gen_jax.methods.diffusion_base import DiffusionMethod, build_denoiser
-from gen_jax.samplers import SAMPLERS
+from gen_jax.samplers import SAMPLERS, SampleOutput
 from gen_jax.diffusion import likelihood as likelihood_lib
 from gen_jax.diffusion.sde_losses import SDE_LOSSES, WEIGHTINGS
 from gen_jax.diffusion.processes import SDE, SDES, VESDE, VPSDE, batch_bcast
@@ -138,6 +138,34 @@ class ScoreSDE(DiffusionMethod):
   @property
   def sde(self) -> SDE:
     return self.model.sde
+
+  def impute(self, state: TrainState, rng: jax.Array, *, kind: str, known: jax.Array,
+             mask: jax.Array | None = None, **pc_options) -> SampleOutput:
+    """Inpainting or colorization with the EMA parameters (`diffusion.controllable`).
+
+    Args:
+      kind: "inpaint" (keep `known` where `mask` is 1) or "colorize" (RGB images whose grey
+        level equals that of `known`).
+      known: [B, H, W, C] images in [-1, 1].
+      mask: inpainting only: 1 = known pixel, broadcastable to `known`.
+      **pc_options: predictor, corrector, snr, n_corrector_steps, num_steps, eps, denoise.
+
+    Returns:
+      SampleOutput with samples [B, H, W, C] in [-1, 1] and the NFE per sample.
+    """
+    labels = (jnp.arange(known.shape[0], dtype=jnp.int32) % self.num_classes
+              if self.num_classes else None)
+    denoise_fn = self.denoise_fn(state.ema_params, labels)
+    common = dict(rng=rng, prediction=self.prediction, **pc_options)
+    if kind == "inpaint":
+      out = controllable.pc_inpaint(denoise_fn, self.sde, data=known, mask=mask, **common)
+    elif kind == "colorize":
+      out = controllable.pc_colorize(denoise_fn, self.sde, gray=known, **common)
+    else:
+      raise ValueError(f"Unknown conditional sampling kind {kind!r}; choose inpaint or "
+                       "colorize.")
+    evals = guidance.evals_per_step(labels, self.guidance_scale)
+    return out.replace(samples=jnp.clip(out.samples, -1.0, 1.0), nfe=out.nfe * evals)
 
   def loss_terms(self, params, batch: Batch, rng: jax.Array, *, train: bool) -> jax.Array:
     """Per-example training loss [B]."""

@@ -18,6 +18,7 @@ from absl import logging
 from clu import parameter_overview, periodic_actions
 
 from gen_jax.eval import images as images_lib
+from gen_jax.train import conditional_sampling
 from gen_jax.train import evaluation
 from gen_jax.train import init_from
 from gen_jax.train import preemption
@@ -177,6 +178,8 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
   state, step = exp.restore_or_fail()
   exp.checkpointer.close()
   cfg = config.sample
+  if cfg.get("condition") and cfg.condition.kind != "none":
+    return conditional_sampling.run(config, exp, state, step)
   out = exp.workdir / "samples"
   paths = []
   for sample_kwargs, suffix in _sample_variants(config, exp.method):
