@@ -36,5 +36,10 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["gen_jax", "gen_jax.*", "configs", "configs.*"]),
     python_requires=">=3.11",
     install_requires=_REQUIRES,
-    extras_require={"test": ["pytest>=8.0", "pytest-xdist>=3.5"]},
+    extras_require={
+        "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
+        # experiments/bench/vs_pytorch.py: the same models in PyTorch (CPU build), pinned so
+        # that the recorded ratios can be reproduced.
+        "bench": ["torch==2.13.0", "diffusers==0.42.1"],
+    },
 )
