@@ -18,6 +18,8 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from gen_jax import xla_flags
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/<family>/<dataset>.py[:arg]).",
     lock_config=True)
@@ -52,6 +54,7 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  xla_flags.apply_defaults()  # before JAX starts its backend; GEN_JAX_XLA_CPU_DEFAULTS=0: off
   logging.get_absl_handler().addFilter(_QuietLibraries())
   _hide_accelerators_from_tensorflow()
   from gen_jax.train import sharding  # pylint: disable=g-import-not-at-top
