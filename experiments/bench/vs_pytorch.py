@@ -338,10 +338,10 @@ def main(argv):
   jax.config.update("jax_enable_compilation_cache", False)
 
   rows = []
-  if "unet" in _PARTS.value:
-    rows += compare_unet()
-  if "dcgan" in _PARTS.value:
-    rows += compare_dcgan()
+  for part, compare in [("unet", compare_unet), ("dcgan", compare_dcgan)]:
+    if part in _PARTS.value:
+      rows += compare()
+      print("\n".join(rows), flush=True)  # progress: the full table comes at the end
   load = os.getloadavg()
   lines = [
       f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__}, "
