@@ -40,5 +40,8 @@ setuptools.setup(
     extras_require={
         "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
         "wandb": ["wandb>=0.31"],  # config.trainer.writers=("tensorboard", "wandb")
+        # experiments/bench/vs_pytorch.py: the same models in PyTorch (CPU build), pinned so
+        # that the recorded ratios can be reproduced.
+        "bench": ["torch==2.13.0", "diffusers==0.42.1"],
     },
 )

@@ -36,6 +36,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from configs import common as config_common
+from gen_jax import xla_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/<family>/<dataset>.py[:arg]).",
@@ -145,6 +146,9 @@ def validate_config(config) -> None:
 
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing with the user's modules imported first and one-line errors."""
+  # Before anything (a user module, a config file) can start JAX's backend;
+  # GEN_JAX_XLA_CPU_DEFAULTS=0 turns the defaults off.
+  xla_flags.apply_defaults()
   try:
     for name in _flag_values(argv, "import"):
       import_user_module(name)
