@@ -39,6 +39,7 @@ import jax.numpy as jnp
 
 from gen_jax.nets import NETS
 from gen_jax.nets import layers
+from gen_jax.nets.conv_transpose import ConvTranspose
 
 SPECTRAL = "spectral"
 Dtype = Any
@@ -215,7 +216,7 @@ class DCGANGenerator(nn.Module):
     ch = self.ch
     for i in range(k):
       ch //= 2
-      h = nn.ConvTranspose(ch, (4, 4), strides=(2, 2), padding="SAME", name=f"deconv_{i}")(h)
+      h = ConvTranspose(ch, (4, 4), strides=(2, 2), padding="SAME", name=f"deconv_{i}")(h)
       h = nn.relu(ConditionalBatchNorm(self.num_classes, name=f"bn_{i + 1}")(h, y, train=train))
     return jnp.tanh(nn.Conv(channels, (3, 3), name="conv_out")(h))
 
