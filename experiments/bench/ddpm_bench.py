@@ -186,28 +186,6 @@ def _memory_analysis(compiled) -> str | None:
     return None
 
 
-def _ynn_stats(hlo_text: str) -> tuple[int, int, int]:
-  """(YNNPACK fusions, of them holding a convolution, convolutions outside them) in HLO text.
-
-  jaxlib 0.10's CPU backend wraps ops it sends to YNNPACK in fusions whose backend config
-  kind is "__ynn_fusion"; with --xla_cpu_experimental_ynn_fusion_type=-individual_convolution
-  the convolutions should leave them (dots and reductions may stay).
-  """
-  bodies: dict[str, list[str]] = {}
-  current = None
-  for line in hlo_text.splitlines():
-    header = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
-    if header:
-      current = bodies.setdefault(header.group(1), [])
-    elif current is not None:
-      current.append(line)
-  ynn = re.findall(r"kind=kCustom, calls=%?([\w.\-]+)[^\n]*__ynn_fusion", hlo_text)
-  names = set(ynn)
-  with_conv = sum(any(" convolution(" in l for l in bodies.get(n, [])) for n in ynn)
-  outside = sum(" convolution(" in l for n, ls in bodies.items() if n not in names for l in ls)
-  return len(ynn), with_conv, outside
-
-
 def _command_line() -> str:
   env = [f"{k}={shlex.quote(os.environ[k])}" for k in ("XLA_FLAGS", "JAX_PLATFORMS",
                                                         "CUDA_VISIBLE_DEVICES")
@@ -229,6 +207,7 @@ def main(argv) -> None:
   from gen_jax.train import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train.experiment import Experiment  # pylint: disable=g-import-not-at-top
+  from gen_jax import xla_flags  # pylint: disable=g-import-not-at-top
 
   jax.config.update("jax_enable_compilation_cache", False)  # measure real compiles
   config = _CONFIG.value
@@ -280,7 +259,8 @@ def main(argv) -> None:
     hlo_text = compiled.as_text() or ""
     if _DUMP_HLO.value:
       Path(_DUMP_HLO.value).write_text(hlo_text)
-    ynn_fusions, ynn_convs, xla_convs = _ynn_stats(hlo_text)
+    ynn_fusions = len(re.findall(r"calls=%?[\w.\-]+[^\n]*__ynn_fusion", hlo_text))
+    ynn_convs, xla_convs = xla_flags.ynn_convolution_counts(hlo_text)
     train_flops = _cost_flops(compiled)
     train_mem = _memory_analysis(compiled)
 
