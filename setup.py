@@ -31,7 +31,8 @@ _REQUIRES = [
 setuptools.setup(
     name="gen_jax",
     version=_VERSION,
-    description="Generative models in JAX: DDPM/DDIM, score SDEs, GANs, flows and VAEs on one engine.",
+    description=("Generative models in JAX: DDPM/DDIM, score SDEs, GANs, normalizing flows and "
+                 "autoregressive models on one engine."),
     long_description=(_HERE / "README.md").read_text() if (_HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["gen_jax", "gen_jax.*", "configs", "configs.*"]),

@@ -1,3 +1,4 @@
-"""gen_jax: generative models (diffusion, score SDEs, GANs, flows, VAEs) on one JAX engine."""
+"""gen_jax: generative models (diffusion, score SDEs, GANs, flows, autoregressive models) on
+one JAX engine."""
 
 __version__ = "0.1.0"
