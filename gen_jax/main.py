@@ -37,6 +37,7 @@ from ml_collections import config_flags
 
 from configs import common as config_common
 from gen_jax import xla_flags
+from gen_jax.registry import UnknownNameError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/<family>/<dataset>.py[:arg]).",
@@ -214,6 +215,11 @@ def main(argv) -> None:
     logging.flush()
     sys.stderr.write(f"error: {e}\n")
     sys.exit(1)
+  except UnknownNameError as e:  # a name in the config (a loss, a sampler, ...) not registered
+    logging.flush()
+    sys.stderr.write(f"error: {e} (a name in the config, or --import the module that "
+                     "registers it)\n")
+    sys.exit(2)
 
 
 if __name__ == "__main__":

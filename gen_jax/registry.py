@@ -20,6 +20,13 @@ from typing import Callable, Generic, Iterator, TypeVar
 T = TypeVar("T")
 
 
+class UnknownNameError(KeyError):
+  """A name that is not registered; the message lists the registered ones."""
+
+  def __str__(self) -> str:  # KeyError would quote the message
+    return str(self.args[0])
+
+
 class Registry(Generic[T]):
   """A named mapping from strings to objects, filled once at import time."""
 
@@ -49,7 +56,7 @@ class Registry(Generic[T]):
     try:
       return self._entries[name]
     except KeyError:
-      raise KeyError(
+      raise UnknownNameError(
           f"Unknown {self.kind} {name!r}; choose one of: {', '.join(sorted(self._entries))}."
       ) from None
 

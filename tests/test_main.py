@@ -46,6 +46,17 @@ def test_config_error_is_one_line_naming_path_and_suggestions(override, texts, t
   assert not (tmp_path / "run").exists()
 
 
+def test_an_unregistered_name_in_the_config_is_one_error_line_without_traceback(tmp_path):
+  out = _run("--config=configs/ddpm/digits.py:smoke", f"--workdir={tmp_path / 'run'}",
+             "--config.method.loss=hubr", timeout=300)
+  assert out.returncode == 2, out.stderr[-3000:]
+  assert "Traceback" not in out.stderr
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: Unknown diffusion loss 'hubr'; choose one of: "), last
+  assert "mse" in last and "--import" in last
+  assert not (tmp_path / "run" / "config.json").exists()
+
+
 def test_every_config_passes_validation():
   from gen_jax import main
   for path in sorted((REPO / "configs").glob("*/*.py")):
