@@ -30,6 +30,9 @@ SLOW_SMOKE_CONFIGS = frozenset({
     "classifier/fashion_mnist.py", "ddpm/fashion_mnist.py",
     # PixelCNN++ on one channel: the CIFAR-10 smoke run covers the network.
     "autoregressive/pixelcnnpp_mnist.py",
+    # The CIFAR-10 smoke runs cover these networks; one-channel runs: ddpm/digits.py, and
+    # score_sde/mnist.py:smoke is trained end to end by tests/train/test_conditional_sampling.
+    "ddpm/mnist.py", "score_sde/mnist.py",
 })
 
 CONFIGS = [
