@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 from gen_jax.nets import NETS
 from gen_jax.nets import layers
-from gen_jax.nets.conv_transpose import ConvTranspose
+from gen_jax.nets.conv_transpose import ConvTranspose, strided_conv_general_dilated
 
 SPECTRAL = "spectral"
 Dtype = Any
@@ -246,7 +246,8 @@ class DCGANDiscriminator(nn.Module):
              (4 * self.ch, 3, 1), (4 * self.ch, 4, 2), (8 * self.ch, 3, 1)]
     h = x
     for i, (ch, k, s) in enumerate(specs):
-      conv = nn.Conv(ch, (k, k), strides=(s, s), padding="SAME", name=f"conv_{i}")
+      conv = nn.Conv(ch, (k, k), strides=(s, s), padding="SAME", name=f"conv_{i}",
+                     conv_general_dilated=strided_conv_general_dilated)
       h = _sn(conv, self.spectral_norm, train)(h)
       if temb is not None and s == 1:
         h = h + nn.Dense(ch, name=f"time_{i}")(temb)[:, None, None, :]

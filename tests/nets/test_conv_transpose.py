@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.nets.conv_transpose import ConvTranspose
+from gen_jax.nets.conv_transpose import ConvTranspose, strided_conv_general_dilated
 
 # (kernel, strides, padding, input spatial shape): the DCGAN layer, odd sizes, kernels that
 # stride does not divide, a stride larger than the kernel, explicit (lo, hi) pairs, 1-D.
@@ -103,3 +103,38 @@ def test_gradients_use_no_dilated_convolution():
 def test_unsupported_options_raise(kwargs, error):
   with pytest.raises(error):
     ConvTranspose(2, (3, 3), (2, 2), **kwargs).init(jax.random.key(0), jnp.ones((1, 4, 4, 1)))
+
+
+@pytest.mark.parametrize("size,kernel,stride,padding", [
+    (28, 4, 2, "SAME"), (7, 4, 2, "SAME"), (9, 3, 2, "VALID"), (8, 3, 2, "SAME"),
+    (10, 5, 3, ((1, 2), (2, 1))),
+])
+def test_strided_conv_value_and_gradients_to_second_order_equal_lax(size, kernel, stride,
+                                                                    padding):
+  """The custom input gradient (a transposed convolution) equals autodiff's, and so does the
+  gradient of a gradient penalty through it (R1 and WGAN-GP differentiate it again)."""
+  dn = ("NHWC", "HWIO", "NHWC")
+  x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))
+  k = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 5))
+  ref = lambda x, k: jax.lax.conv_general_dilated(x, k, (stride,) * 2, padding,
+                                                  dimension_numbers=dn)
+  new = lambda x, k: strided_conv_general_dilated(
+      x, k, (stride,) * 2, padding,
+      dimension_numbers=jax.lax.conv_dimension_numbers(x.shape, k.shape, dn))
+  np.testing.assert_array_equal(ref(x, k), new(x, k))
+  dy = jax.random.normal(jax.random.key(2), ref(x, k).shape)
+  for want, got in zip(jax.vjp(ref, x, k)[1](dy), jax.vjp(new, x, k)[1](dy)):
+    np.testing.assert_allclose(got, want, atol=2e-6 * float(jnp.abs(want).max()))
+  penalty_grad = lambda f: jax.grad(lambda k: jnp.sum(
+      jax.grad(lambda x: jnp.sum(f(x, k) ** 2))(x) ** 2))(k)
+  want = penalty_grad(ref)
+  np.testing.assert_allclose(penalty_grad(new), want, atol=2e-6 * float(jnp.abs(want).max()))
+
+
+def test_strided_conv_input_gradient_has_no_dilated_convolution():
+  x, k = jnp.ones((1, 8, 8, 2)), jnp.ones((4, 4, 2, 3))
+  dn = jax.lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))
+  f = lambda x: jnp.sum(strided_conv_general_dilated(x, k, (2, 2), "SAME",
+                                                     dimension_numbers=dn))
+  jaxpr = str(jax.make_jaxpr(jax.grad(f))(x))
+  assert "lhs_dilation=(1, 1)" in jaxpr and "lhs_dilation=(2, 2)" not in jaxpr
