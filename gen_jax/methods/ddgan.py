@@ -234,8 +234,7 @@ class DDGAN(Method):
                                     train=False)
       return x_prev
 
-    # Unrolled (T is a few steps): XLA's CPU backend runs convolutions in loops slowly.
-    x = jax.lax.fori_loop(0, self.num_timesteps, body, x, unroll=True)
+    x = jax.lax.fori_loop(0, self.num_timesteps, body, x)
     if self.clip_x0:
       x = jnp.clip(x, -1.0, 1.0)
     return SampleOutput(samples=x, nfe=self.num_timesteps)
