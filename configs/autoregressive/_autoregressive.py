@@ -38,6 +38,19 @@ def autoregressive_config(model: dict, *, likelihood: str, num_mix: int = 10,
   return c
 
 
+def mnist_training(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The MNIST settings the image configs share: tfds mnist, batch 64, 50k steps, Adam 1e-3,
+  EMA 0.9995, evaluation every 5k steps."""
+  c.data.source = "tfds"
+  c.data.name = "mnist"
+  c.batch_size = 64
+  c.num_train_steps = 50_000
+  c.optim.learning_rate = 1e-3
+  c.ema.decay = 0.9995
+  c.trainer.eval_every_steps = 5000
+  return c
+
+
 def audio_data(c: ml_collections.ConfigDict, *, source: str, sample_rate: int,
                clip_length: int) -> ml_collections.ConfigDict:
   """Adds the audio fields to c.data (see gen_jax/data/audio.py)."""

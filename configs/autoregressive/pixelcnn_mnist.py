@@ -18,13 +18,7 @@ def get_config(arg=None):
   c = _autoregressive.autoregressive_config(
       dict(name="pixelcnn", hidden=128, num_layers=12, output_hidden=1024, first_kernel=7),
       likelihood="categorical")
-  c.data.source = "tfds"
-  c.data.name = "mnist"
-  c.batch_size = 64
-  c.num_train_steps = 50_000
-  c.optim.learning_rate = 1e-3
-  c.ema.decay = 0.9995
-  c.trainer.eval_every_steps = 5000
+  _autoregressive.mnist_training(c)
   if args.smoke:
     _autoregressive.smoke_autoregressive(c)
   c.lock()

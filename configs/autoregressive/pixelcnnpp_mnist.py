@@ -18,15 +18,9 @@ def get_config(arg=None):
   c = _autoregressive.autoregressive_config(
       dict(name="pixelcnn_pp", nr_filters=64, nr_resnet=2, num_scales=3, dropout=0.5),
       likelihood="dlm", num_mix=5)
-  c.data.source = "tfds"
-  c.data.name = "mnist"
-  c.batch_size = 64
-  c.num_train_steps = 50_000
-  c.optim.learning_rate = 1e-3
+  _autoregressive.mnist_training(c)
   c.optim.b1 = 0.95
   c.optim.b2 = 0.9995
-  c.ema.decay = 0.9995
-  c.trainer.eval_every_steps = 5000
   if args.smoke:
     _autoregressive.smoke_autoregressive(c)
   c.lock()
