@@ -37,7 +37,7 @@ from ml_collections import config_flags
 
 from configs import common as config_common
 from gen_jax import xla_flags
-from gen_jax.registry import UnknownNameError
+from gen_jax.core.registry import UnknownNameError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/<family>/<dataset>.py[:arg]).",
@@ -60,8 +60,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 _REGISTRY_FIELDS = {
     "method.name": ("gen_jax.methods", "METHODS"),
     "data.source": ("gen_jax.data", "SOURCES"),
-    "optim.name": ("gen_jax.train.optim", "OPTIMIZERS"),
-    "optim.schedule": ("gen_jax.train.optim", "LR_SCHEDULES"),
+    "optim.name": ("gen_jax.core.optim", "OPTIMIZERS"),
+    "optim.schedule": ("gen_jax.core.optim", "LR_SCHEDULES"),
     "eval.feature_extractor": ("gen_jax.eval.features", "FEATURE_EXTRACTORS"),
     "eval.metrics": ("gen_jax.eval.metrics", "SAMPLE_METRICS"),
 }
@@ -196,7 +196,7 @@ def main(argv) -> None:
   logging.get_absl_handler().addFilter(_QuietLibraries())
   _hide_accelerators_from_tensorflow()
   from gen_jax.data import DatasetNotPreparedError  # pylint: disable=g-import-not-at-top
-  from gen_jax.train import sharding  # pylint: disable=g-import-not-at-top
+  from gen_jax.core import sharding  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value or _COORDINATOR.value:
     sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   from gen_jax.train import loop  # pylint: disable=g-import-not-at-top

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 
 def test_register_and_get():
@@ -41,7 +41,7 @@ def test_shipped_registries_contents():
   from gen_jax.methods import METHODS
   from gen_jax.nets import NETS
   from gen_jax.samplers import SAMPLERS
-  from gen_jax.train.optim import OPTIMIZERS
+  from gen_jax.core.optim import OPTIMIZERS
 
   assert {"ddpm"} <= set(METHODS)
   assert {"unet"} <= set(NETS)

@@ -102,7 +102,7 @@ def layers_table() -> list[str]:
 
 def _generator(config_module, conv_transpose):
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  from gen_jax.gan.nets import DCGANGenerator  # pylint: disable=g-import-not-at-top
+  from gen_jax.nets.gan import DCGANGenerator  # pylint: disable=g-import-not-at-top
   c = config_module.get_config()
   shape = (28, 28, 1) if c.data.name == "mnist" else (32, 32, 3)
   with mock.patch.object(nn, "ConvTranspose", conv_transpose):

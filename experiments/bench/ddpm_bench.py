@@ -204,7 +204,7 @@ def main(argv) -> None:
   _hide_accelerators_from_tensorflow()
   import jax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
-  from gen_jax.train import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
+  from gen_jax.core import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train.experiment import Experiment  # pylint: disable=g-import-not-at-top
   from gen_jax import xla_flags  # pylint: disable=g-import-not-at-top

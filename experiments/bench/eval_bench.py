@@ -41,8 +41,8 @@ import numpy as np  # noqa: E402
 
 from gen_jax.eval import features as features_lib  # noqa: E402
 from gen_jax.eval import inception, metrics  # noqa: E402
-from gen_jax.methods.classifier import ClassifierCNN  # noqa: E402
-from gen_jax.train import sharding  # noqa: E402
+from gen_jax.nets.classifier import ClassifierCNN  # noqa: E402
+from gen_jax.core import sharding  # noqa: E402
 
 
 def _time(fn, repeats: int) -> float:

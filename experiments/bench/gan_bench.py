@@ -63,7 +63,7 @@ def bench_config(relpath: str) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from gen_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
   from gen_jax.methods.base import build_method  # pylint: disable=g-import-not-at-top
-  from gen_jax.train import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
+  from gen_jax.core import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   from tests.train.helpers import load_config  # pylint: disable=g-import-not-at-top
 

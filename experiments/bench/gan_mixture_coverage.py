@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from gen_jax.data import DatasetInfo, toy
 from gen_jax.gan import monitoring
 from gen_jax.methods.base import build_method
-from gen_jax.train.state import update_ema
+from gen_jax.core.state import update_ema
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

@@ -201,7 +201,7 @@ def jax_dcgan(batch: int, conv_transpose=None):
   from configs.gan import mnist  # pylint: disable=g-import-not-at-top
   from gen_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
   from gen_jax.methods.base import build_method  # pylint: disable=g-import-not-at-top
-  from gen_jax.train import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
+  from gen_jax.core import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
 
   patch = (mock.patch.object(nn, "ConvTranspose", conv_transpose) if conv_transpose

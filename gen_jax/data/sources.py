@@ -54,7 +54,7 @@ import numpy as np
 import PIL.Image
 
 from gen_jax.data import transforms
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 SOURCES: Registry[Callable[[Any, str], Any]] = Registry("data source")
 

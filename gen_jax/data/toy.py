@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 TOY_DISTRIBUTIONS: Registry["ToyDistribution"] = Registry("toy distribution")
 

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.diffusion.schedules import DiffusionSchedule
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 Array = jax.Array
 Process = Any  # anything with marginal_coef(t [B]) -> (alpha [B], sigma [B])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 DIFFUSION_LOSSES: Registry = Registry("diffusion loss")
 

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.diffusion.processes import VPSDE
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 # A beta schedule maps T to the float64 NumPy betas of shape [T].
 BetaFn = Callable[[int], np.ndarray]

@@ -46,7 +46,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 from gen_jax.diffusion.processes import SDE, VESDE, VPSDE, ScoreFn, _VPFamily, batch_bcast, subVPSDE
 
 Array = jax.Array

@@ -37,7 +37,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gen_jax.registry import Registry
+from gen_jax.core import sharding
+from gen_jax.core.registry import Registry
 
 FEATURE_EXTRACTORS: Registry[Callable[..., "FeatureExtractor"]] = Registry("feature extractor")
 
@@ -73,7 +74,6 @@ class FeatureExtractor:
   _jitted: Any = dataclasses.field(default=None, repr=False)
 
   def __post_init__(self):
-    from gen_jax.train import sharding  # pylint: disable=g-import-not-at-top
     n = self.mesh.devices.size
     self.batch_size = max(n, -(-self.batch_size // n) * n)
     rep = sharding.replicated(self.mesh)
@@ -83,7 +83,6 @@ class FeatureExtractor:
 
   def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
     """Features of a host batch x [N, ...] (the same on every process) -> host arrays."""
-    from gen_jax.train import sharding  # pylint: disable=g-import-not-at-top
     x = np.asarray(x)
     outs: dict[str, list[np.ndarray]] = {}
     b = self.batch_size

@@ -37,6 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.core import sharding
+
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 
@@ -229,7 +231,6 @@ class _Blocked:
     self.block_size = block_size
     kwargs = {}
     if mesh is not None:
-      from gen_jax.train import sharding  # pylint: disable=g-import-not-at-top
       n = mesh.devices.size
       self.block_size = max(n, block_size // n * n)
       kwargs = dict(in_shardings=(sharding.batch_sharding(mesh),

@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gen_jax.flows.bijectors import Bijector
-from gen_jax.flows.conditioners import channel_vector
+from gen_jax.flows.bijectors import channel_vector
 
 
 class ActNorm(Bijector):

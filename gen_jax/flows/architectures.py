@@ -18,18 +18,37 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Sequence
 
+import flax.linen as nn
+
 from gen_jax.flows.actnorm import ActNorm
 from gen_jax.flows.bijectors import Bijector, Chain
-from gen_jax.flows.conditioners import build_conditioner
 from gen_jax.flows.coupling import Coupling
 from gen_jax.flows.invconv import InvConv1x1, Permute
 from gen_jax.flows.maf import MaskedAutoregressive
 from gen_jax.flows.multiscale import LearnedPrior, MultiScale, SplitPrior
-from gen_jax.registry import Registry
+from gen_jax.nets import NETS, build_net
+from gen_jax.core.registry import Registry
 
 FLOWS: Registry[Callable[..., Bijector]] = Registry("flow architecture")
 
 PERMUTATIONS = ("lu", "conv", "reverse")
+
+
+_CONDITIONER_PREFIX = "flow_"
+
+
+def conditioner_names() -> list[str]:
+  """Names a flow config may give a conditioner: the "flow_*" networks of `NETS`."""
+  return [n[len(_CONDITIONER_PREFIX):] for n in NETS.names() if n.startswith(_CONDITIONER_PREFIX)]
+
+
+def build_conditioner(name: str, **kwargs) -> nn.Module:
+  """The coupling conditioner `name` ("conv", "resnet", "mlp"), i.e. the network
+  `NETS["flow_" + name]`, with its keyword arguments (a typo is a clear error)."""
+  if name not in conditioner_names():
+    raise ValueError(f"Unknown flow conditioner {name!r}; choose one of: "
+                     f"{', '.join(conditioner_names())}.")
+  return build_net(_CONDITIONER_PREFIX + name, **kwargs)
 
 
 @FLOWS.register("glow")

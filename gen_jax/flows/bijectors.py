@@ -118,3 +118,8 @@ class Flow(nn.Module):
 
   def __call__(self, x: Array, cond: Array | None = None) -> Array:
     return self.log_prob(x, cond)
+
+
+def channel_vector(v: jax.Array, x: jax.Array) -> jax.Array:
+  """Reshapes a per-channel [C] vector to broadcast against x [B, ..., C] (explicit ranks)."""
+  return jnp.reshape(v, (1,) * (x.ndim - 1) + (v.shape[-1],))

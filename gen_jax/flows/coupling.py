@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.flows.bijectors import Bijector, sum_except_batch
-from gen_jax.flows.conditioners import channel_vector
+from gen_jax.flows.bijectors import channel_vector
 
 MASKS = ("checkerboard", "channel")
 SCALES = ("additive", "exp_tanh", "sigmoid")

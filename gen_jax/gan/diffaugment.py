@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 Array = jax.Array
 Augment = Callable[[Array, Array], Array]  # (rng, x [B, H, W, C]) -> same shape

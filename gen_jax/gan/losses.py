@@ -28,7 +28,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 Array = jax.Array
 

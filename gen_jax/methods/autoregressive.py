@@ -45,9 +45,9 @@ from gen_jax.distributions import discretized_logistic as dlm
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
 from gen_jax.nets import build_net
 from gen_jax.nets.wavenet import WaveNet
-from gen_jax.samplers.base import SampleOutput
-from gen_jax.train.optim import build_optimizer, learning_rate_schedule
-from gen_jax.train.state import TrainState
+from gen_jax.core.sample import SampleOutput
+from gen_jax.core.optim import build_optimizer, learning_rate_schedule
+from gen_jax.core.state import TrainState
 
 LIKELIHOODS = ("categorical", "dlm")
 NUM_CODES = 256

@@ -28,10 +28,10 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
-from gen_jax.registry import Registry
-from gen_jax.samplers.base import SampleOutput
-from gen_jax.train.optim import apply_gradients
-from gen_jax.train.state import TrainState
+from gen_jax.core.registry import Registry
+from gen_jax.core.sample import SampleOutput
+from gen_jax.core.optim import apply_gradients
+from gen_jax.core.state import TrainState
 
 Batch = Mapping[str, jax.Array]  # {"image": float [B,H,W,C] in [-1,1], "label": int32 [B], ...}
 Metrics = dict[str, jax.Array]

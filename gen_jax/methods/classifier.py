@@ -18,45 +18,24 @@ the trainer's periodic sample grids show what the classifier has learnt.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from gen_jax.nets import build_net
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
-from gen_jax.samplers.base import SampleOutput
-from gen_jax.train.optim import build_optimizer, learning_rate_schedule
-from gen_jax.train.state import TrainState
-
-
-class ClassifierCNN(nn.Module):
-  """Conv stages (3x3 conv, 3x3 stride-2 conv, ReLU each) -> flatten -> MLP.
-
-  Stage i has ch * ch_mult[i] channels (the UNet's naming). Returns (features [B, hidden],
-  logits [B, num_classes]); `features`, the penultimate layer, is the feature space.
-  """
-
-  num_classes: int
-  ch: int = 32
-  ch_mult: Sequence[int] = (1, 2)
-  hidden: int = 128
-
-  @nn.compact
-  def __call__(self, x):
-    for i, f in enumerate(self.ch * m for m in self.ch_mult):
-      x = nn.relu(nn.Conv(f, (3, 3), name=f"conv{i}_a")(x))
-      x = nn.relu(nn.Conv(f, (3, 3), strides=(2, 2), name=f"conv{i}_b")(x))
-    x = x.reshape(x.shape[0], -1)
-    feats = nn.relu(nn.Dense(self.hidden, name="hidden")(x))
-    return feats, nn.Dense(self.num_classes, name="logits")(feats)
+from gen_jax.core.sample import SampleOutput
+from gen_jax.core.optim import build_optimizer, learning_rate_schedule
+from gen_jax.core.state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
 class Classifier(Method):
   """Attributes:
-    net: ClassifierCNN.
+    net: the "classifier_cnn" network (`gen_jax.nets.classifier`).
     optimizer: optax transformation.
     image_shape: (H, W, C).
     num_classes: K.
@@ -65,7 +44,7 @@ class Classifier(Method):
     lr_schedule: for logging.
   """
 
-  net: ClassifierCNN
+  net: nn.Module
   optimizer: optax.GradientTransformation
   image_shape: tuple[int, ...]
   num_classes: int
@@ -134,15 +113,9 @@ def build_classifier(config, info) -> Classifier:
   name = model.pop("name", "classifier_cnn")
   if name != "classifier_cnn":
     raise ValueError(f"The classifier method uses model.name='classifier_cnn', not {name!r}.")
-  unknown = sorted(set(model) - {"ch", "ch_mult", "hidden"})
-  if unknown:
-    raise ValueError(f"Unknown model field(s) {unknown} for classifier_cnn; valid: ch, ch_mult, "
-                     "hidden.")
   m = config.method
   return Classifier(
-      net=ClassifierCNN(num_classes=num_classes, ch=int(model.get("ch", 32)),
-                        ch_mult=tuple(model.get("ch_mult", (1, 2))),
-                        hidden=int(model.get("hidden", 128))),
+      net=build_net(name, num_classes=num_classes, **model),
       optimizer=build_optimizer(config.optim, config.num_train_steps),
       image_shape=tuple(int(d) for d in info.image_shape),
       num_classes=num_classes,

@@ -62,13 +62,14 @@ import optax
 from gen_jax.diffusion import gaussian
 from gen_jax.diffusion.schedules import DiffusionSchedule, make_schedule
 from gen_jax.gan import regularizers
+from gen_jax.gan import monitoring
 from gen_jax.gan.losses import GAN_LOSSES
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics
 from gen_jax.methods.gan import (D, G, apply_net, build_nets, build_optimizers,
                                  coverage_metrics, init_net, learning_rates, toy_modes)
-from gen_jax.samplers import SampleOutput
-from gen_jax.train.optim import apply_gradients
-from gen_jax.train.state import TrainState
+from gen_jax.core.sample import SampleOutput
+from gen_jax.core.optim import apply_gradients
+from gen_jax.core.state import TrainState
 
 
 def _concat(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -253,7 +254,6 @@ class DDGAN(Method):
     d_fake, _ = self.discriminate(state.params[D], ms[D], fake, x_t, t, y, train=False)
     out = {"d_real": d_real, "d_fake": d_fake}
     if self.modes is not None:
-      from gen_jax.gan import monitoring  # pylint: disable=g-import-not-at-top
       samples = self.sample(state, r_s, x0.shape[0], labels=y).samples
       _, dist = monitoring.nearest_mode(samples.reshape(samples.shape[0], -1),
                                         jnp.asarray(self.modes))

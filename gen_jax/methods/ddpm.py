@@ -36,8 +36,8 @@ from gen_jax.diffusion.schedules import DiffusionSchedule, make_schedule
 from gen_jax.methods.base import METHODS, Batch, Metrics
 from gen_jax.methods.diffusion_base import DiffusionMethod, build_denoiser
 from gen_jax.samplers import SAMPLERS
-from gen_jax.train.optim import build_optimizer, learning_rate_schedule
-from gen_jax.train.state import TrainState
+from gen_jax.core.optim import build_optimizer, learning_rate_schedule
+from gen_jax.core.state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ from gen_jax import nets
 from gen_jax.diffusion import guidance
 from gen_jax.methods.base import Batch, Method, Metrics, single_network_step
 from gen_jax.samplers import SAMPLERS, AdaptiveSampleOutput
-from gen_jax.train.state import TrainState
+from gen_jax.core.state import TrainState
 
 
 def build_denoiser(config, info) -> tuple[object, tuple[int, ...], int]:

@@ -38,9 +38,9 @@ import optax
 
 from gen_jax.flows import Flow, build_flow
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
-from gen_jax.samplers.base import SampleOutput
-from gen_jax.train.optim import build_optimizer, learning_rate_schedule
-from gen_jax.train.state import TrainState
+from gen_jax.core.sample import SampleOutput
+from gen_jax.core.optim import build_optimizer, learning_rate_schedule
+from gen_jax.core.state import TrainState
 
 
 def bits_per_dim(nll_model: jax.Array, dim: int, num_bits: int = 8) -> jax.Array:

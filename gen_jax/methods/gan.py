@@ -60,16 +60,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen_jax import gan as _gan  # noqa: F401  (registers the GAN networks)
 from gen_jax import nets
+from gen_jax.data import toy
 from gen_jax.gan import monitoring, regularizers
 from gen_jax.gan.adaptive_diffusion import AdaptiveDiffusion
 from gen_jax.gan.diffaugment import diff_augment, parse_policy
 from gen_jax.gan.losses import GAN_LOSSES
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics
-from gen_jax.samplers import SampleOutput
-from gen_jax.train.optim import apply_gradients, build_optimizer, learning_rate_schedule
-from gen_jax.train.state import TrainState
+from gen_jax.core.sample import SampleOutput
+from gen_jax.core.optim import apply_gradients, build_optimizer, learning_rate_schedule
+from gen_jax.core.state import TrainState
 
 G, D = "generator", "discriminator"
 
@@ -100,7 +100,6 @@ def toy_modes(config) -> tuple[np.ndarray | None, float]:
   """The modes and their std of a toy2d Gaussian mixture dataset, else (None, 0)."""
   if config.data.source != "toy2d":
     return None, 0.0
-  from gen_jax.data import toy  # pylint: disable=g-import-not-at-top
   dist = toy.TOY_DISTRIBUTIONS.get(config.data.name)
   if dist.modes is None:
     return None, 0.0

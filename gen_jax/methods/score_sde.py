@@ -48,8 +48,8 @@ from gen_jax.samplers import SAMPLERS, SampleOutput
 from gen_jax.diffusion import likelihood as likelihood_lib
 from gen_jax.diffusion.sde_losses import SDE_LOSSES, WEIGHTINGS
 from gen_jax.diffusion.processes import SDE, SDES, VESDE, VPSDE, batch_bcast
-from gen_jax.train.optim import build_optimizer, learning_rate_schedule
-from gen_jax.train.state import TrainState
+from gen_jax.core.optim import build_optimizer, learning_rate_schedule
+from gen_jax.core.state import TrainState
 
 CONDITIONINGS = ("sigma", "time")
 SCALINGS = ("sigma", "neg_std", "none")

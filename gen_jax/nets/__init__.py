@@ -12,6 +12,9 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
+from gen_jax.nets import gan
+from gen_jax.nets.classifier import ClassifierCNN
+from gen_jax.nets.flow_conditioners import ConvConditioner, MLPConditioner, ResNetConditioner
 from gen_jax.nets.layers import (AttentionBlock, Downsample, ResnetBlock, Upsample,
                                  timestep_embedding)
 from gen_jax.nets.mlp import ConditionalMLP
@@ -20,7 +23,7 @@ from gen_jax.nets.pixelcnn import GatedPixelCNN, PixelCNN
 from gen_jax.nets.pixelcnn_pp import PixelCNNpp
 from gen_jax.nets.unet import TinyUNet, UNet, tiny_unet_kwargs
 from gen_jax.nets.wavenet import WaveNet
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 NETS: Registry[Callable[..., nn.Module]] = Registry("network")
 NETS.add("unet", UNet)
@@ -30,6 +33,18 @@ NETS.add("pixelcnn", PixelCNN)
 NETS.add("gated_pixelcnn", GatedPixelCNN)
 NETS.add("pixelcnn_pp", PixelCNNpp)
 NETS.add("wavenet", WaveNet)
+NETS.add("classifier_cnn", ClassifierCNN)
+NETS.add("flow_conv", ConvConditioner)
+NETS.add("flow_resnet", ResNetConditioner)
+NETS.add("flow_mlp", MLPConditioner)
+NETS.add("mlp_generator", gan.MLPGenerator)
+NETS.add("mlp_discriminator", gan.MLPDiscriminator)
+NETS.add("dcgan_generator", gan.DCGANGenerator)
+NETS.add("dcgan_discriminator", gan.DCGANDiscriminator)
+NETS.add("sngan_generator", gan.SNGANGenerator)
+NETS.add("sngan_discriminator", gan.SNGANDiscriminator)
+NETS.add("ddgan_mlp", gan.DDGANMLP)
+NETS.add("ddgan_unet", gan.DDGANUNet)
 
 
 def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:

@@ -24,23 +24,11 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.diffusion.gaussian import PREDICTIONS, coefs
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
+from gen_jax.core.sample import SampleOutput
 
 Array = jax.Array
 DenoiseFn = Callable[[Array, Array], Array]
-
-
-@flax.struct.dataclass
-class SampleOutput:
-  """Samples and their cost.
-
-  Attributes:
-    samples: [B, ...] draws of x_0.
-    nfe: number of network (denoise_fn) evaluations per sample (static).
-  """
-
-  samples: Array
-  nfe: int = flax.struct.field(pytree_node=False)
 
 
 SAMPLERS: Registry[Callable[..., SampleOutput]] = Registry("sampler")

@@ -446,7 +446,7 @@ def import_folder(folder: str | pathlib.Path, workdir: str | pathlib.Path) -> Im
   from gen_jax.methods.base import build_method  # pylint: disable=g-import-not-at-top
   from gen_jax.train.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
   from gen_jax.train.experiment import write_config  # pylint: disable=g-import-not-at-top
-  from gen_jax.train.state import TrainState  # pylint: disable=g-import-not-at-top
+  from gen_jax.core.state import TrainState  # pylint: disable=g-import-not-at-top
 
   folder, workdir = pathlib.Path(folder), pathlib.Path(workdir)
   unet_cfg, sched_cfg, weights_path = read_folder(folder)

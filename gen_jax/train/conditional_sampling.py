@@ -34,7 +34,7 @@ from PIL import Image
 from gen_jax.data import transforms
 from gen_jax.eval import images as images_lib
 from gen_jax.train.experiment import Experiment
-from gen_jax.train.state import TrainState
+from gen_jax.core.state import TrainState
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

@@ -14,9 +14,9 @@ from absl import logging
 
 from gen_jax import data as data_lib
 from gen_jax.eval import images as images_lib
-from gen_jax.train import sharding as sharding_lib
+from gen_jax.core import sharding as sharding_lib
 from gen_jax.train.experiment import Experiment
-from gen_jax.train.state import TrainState
+from gen_jax.core.state import TrainState
 
 
 def make_eval_step(exp: Experiment):

@@ -21,9 +21,9 @@ from jax.sharding import Mesh
 
 from gen_jax import data as data_lib
 from gen_jax.methods.base import Method, build_method
-from gen_jax.train import sharding as sharding_lib
+from gen_jax.core import sharding as sharding_lib
 from gen_jax.train.checkpoint import Checkpointer, config_diff
-from gen_jax.train.state import TrainState
+from gen_jax.core.state import TrainState
 
 
 @dataclasses.dataclass

@@ -25,7 +25,7 @@ import numpy as np
 from absl import logging
 
 from gen_jax.train import checkpoint as checkpoint_lib
-from gen_jax.train.state import TrainState
+from gen_jax.core.state import TrainState
 
 WEIGHTS = ("ema", "params")
 

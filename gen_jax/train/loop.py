@@ -23,11 +23,11 @@ from gen_jax.train import evaluation
 from gen_jax.train import init_from
 from gen_jax.train import preemption
 from gen_jax.train import sample_metrics
-from gen_jax.train import sharding as sharding_lib
+from gen_jax.core import sharding as sharding_lib
 from gen_jax.train import step as step_lib
 from gen_jax.train import writers
 from gen_jax.train.experiment import Experiment, write_config
-from gen_jax.train.state import TrainState
+from gen_jax.core.state import TrainState
 
 
 def _every(step: int, period: int, last_step: int) -> bool:

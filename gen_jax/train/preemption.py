@@ -28,7 +28,7 @@ import jax
 from absl import logging
 from jax.sharding import Mesh
 
-from gen_jax.train import sharding as sharding_lib
+from gen_jax.core import sharding as sharding_lib
 
 EXIT_CODE = 75  # sysexits.h EX_TEMPFAIL: a temporary failure; the same command resumes.
 SIGNALS = (signal.SIGTERM, signal.SIGINT)

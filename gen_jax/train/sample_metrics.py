@@ -51,8 +51,9 @@ from absl import logging
 from gen_jax.eval import features as features_lib
 from gen_jax.eval import metrics as metrics_lib
 from gen_jax.eval import stats as stats_lib
+from gen_jax.train import evaluation
 from gen_jax.train.experiment import Experiment
-from gen_jax.train.state import TrainState
+from gen_jax.core.state import TrainState
 
 SAMPLE_METRICS_SALT = 0x5A3D
 _NEED_FEATURES = frozenset({"kid", "pr", "dc"})
@@ -221,7 +222,6 @@ class SampleEvaluator:
   def sample_features(self, state: TrainState, num_samples: int, batch_size: int,
                       partial_dir: pathlib.Path | None = None) -> dict[str, np.ndarray]:
     """Features of `num_samples` samples, chunk by chunk (resumable with `partial_dir`)."""
-    from gen_jax.train import evaluation  # pylint: disable=g-import-not-at-top
     exp = self.exp
     batch_size = min(batch_size, num_samples)
     num_chunks = math.ceil(num_samples / batch_size)

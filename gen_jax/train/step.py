@@ -14,8 +14,8 @@ import jax.numpy as jnp
 from clu import metrics as clu_metrics
 
 from gen_jax.methods.base import Method
-from gen_jax.train import sharding as sharding_lib
-from gen_jax.train.state import TrainState, update_ema
+from gen_jax.core import sharding as sharding_lib
+from gen_jax.core.state import TrainState, update_ema
 
 
 class NonFiniteError(FloatingPointError):

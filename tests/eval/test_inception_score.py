@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 
 from gen_jax.eval import features, inception, metrics
-from gen_jax.train import sharding
+from gen_jax.core import sharding
 
 
 def test_inception_score_uses_the_logits_without_the_fc_bias(tmp_path):

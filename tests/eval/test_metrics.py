@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 
 from gen_jax.eval import metrics
-from gen_jax.train import sharding
+from gen_jax.core import sharding
 
 
 def _random_cov(rng, d, scale=1.0):

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from gen_jax import flows
-from gen_jax.flows import conditioners
+from gen_jax.nets import flow_conditioners as conditioners
 
 IMG = (4, 4, 2)
 VEC = (3,)

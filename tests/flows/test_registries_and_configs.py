@@ -1,6 +1,6 @@
 """The flow registries' contents and the papers' settings in the CIFAR-10 configs."""
 
-from gen_jax.flows import CONDITIONERS, FLOWS
+from gen_jax.flows import FLOWS, conditioner_names
 from gen_jax.methods import METHODS
 from tests.train.helpers import load_config
 
@@ -8,7 +8,7 @@ from tests.train.helpers import load_config
 def test_registries():
   assert "flow" in METHODS
   assert FLOWS.names() == ["glow", "maf", "nice", "realnvp"]
-  assert CONDITIONERS.names() == ["conv", "mlp", "resnet"]
+  assert conditioner_names() == ["conv", "mlp", "resnet"]
 
 
 def test_glow_cifar10_config_matches_the_paper():

@@ -25,9 +25,9 @@ from gen_jax.gan import monitoring
 from gen_jax.gan.adaptive_diffusion import AdaptiveDiffusion
 from gen_jax.diffusion import schedules
 from gen_jax.methods.base import build_method
-from gen_jax.train import sharding as sharding_lib
+from gen_jax.core import sharding as sharding_lib
 from gen_jax.train import step as step_lib
-from gen_jax.train.state import update_ema
+from gen_jax.core.state import update_ema
 from tests.train.helpers import assert_trees_close, host_tree, load_config
 
 EIGHT = toy.TOY_DISTRIBUTIONS.get("eight_gaussians")

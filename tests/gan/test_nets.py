@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gen_jax import nets
-from gen_jax.gan import nets as gan_nets
+from gen_jax.nets import gan as gan_nets
 
 
 def test_spectral_norm_estimate_converges_to_the_largest_singular_value():

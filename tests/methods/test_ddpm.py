@@ -35,7 +35,7 @@ from gen_jax.diffusion import make_schedule
 from gen_jax.methods import ddpm
 from gen_jax.nets import layers
 from gen_jax.samplers import ddim_sample
-from gen_jax.train.state import TrainState
+from gen_jax.core.state import TrainState
 
 IMAGE_SHAPE = (8, 8, 1)
 DIM = math.prod(IMAGE_SHAPE)

@@ -15,8 +15,8 @@ from gen_jax.data import DatasetInfo
 from gen_jax.data.toy import TOY_DISTRIBUTIONS
 from gen_jax.methods import build_method
 from gen_jax.methods.score_sde import ScoreSDE
-from gen_jax.train import sharding as sharding_lib
-from gen_jax.train.state import update_ema
+from gen_jax.core import sharding as sharding_lib
+from gen_jax.core.state import update_ema
 from tests.train.helpers import load_config
 
 TOY_INFO = DatasetInfo(image_shape=(2,), num_classes=8, num_examples=20_000)

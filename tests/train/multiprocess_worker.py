@@ -12,7 +12,7 @@ def main(process_id: int, num_processes: int, port: int, workdir: str, out: str)
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  from gen_jax.train import sharding  # pylint: disable=g-import-not-at-top
+  from gen_jax.core import sharding  # pylint: disable=g-import-not-at-top
   sharding.initialize_distributed(f"127.0.0.1:{port}", num_processes, process_id)
   from gen_jax.train import loop  # pylint: disable=g-import-not-at-top
   from tests.train.test_multiprocess import multiprocess_config  # pylint: disable=g-import-not-at-top

@@ -11,7 +11,7 @@ import pytest
 from gen_jax import data
 from gen_jax.train.checkpoint import (Checkpointer, CheckpointSaveError, ConfigMismatchError,
                                       config_diff)
-from gen_jax.train.state import TrainState
+from gen_jax.core.state import TrainState
 
 
 def _state(value: float) -> TrainState:

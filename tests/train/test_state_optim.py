@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.train import optim
-from gen_jax.train.state import TrainState, ema_decay, update_ema
+from gen_jax.core import optim
+from gen_jax.core.state import TrainState, ema_decay, update_ema
 
 
 def test_ema_decay_warmup_closed_form():

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gen_jax.registry import Registry
+from gen_jax.core.registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
 LR_SCHEDULES: Registry = Registry("learning-rate schedule")

@@ -1,6 +1,6 @@
 """GAN networks: DCGAN, SNGAN ResNets (32x32), MLPs for 2-D data, and DDGAN generators.
 
-Registered in `gen_jax.nets.NETS` (importing `gen_jax.gan` registers them):
+Registered in `gen_jax.nets.NETS` (by `gen_jax/nets/__init__.py`):
 
   generators      z [B, Z], y [B] | None -> samples [B, *out_shape] in [-1, 1]
     "dcgan_generator", "sngan_generator", "mlp_generator"
@@ -37,7 +37,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_jax.nets import NETS
 from gen_jax.nets import layers
 from gen_jax.nets.conv_transpose import ConvTranspose, strided_conv_general_dilated
 
@@ -484,11 +483,3 @@ class DDGANUNet(nn.Module):
                                    name="norm_out")(h))
     return bounded_output(nn.Conv(x_t.shape[-1], (3, 3), name="conv_out")(h), self.output_bound)
 
-
-for _name, _cls in [("mlp_generator", MLPGenerator), ("mlp_discriminator", MLPDiscriminator),
-                    ("dcgan_generator", DCGANGenerator),
-                    ("dcgan_discriminator", DCGANDiscriminator),
-                    ("sngan_generator", SNGANGenerator),
-                    ("sngan_discriminator", SNGANDiscriminator),
-                    ("ddgan_mlp", DDGANMLP), ("ddgan_unet", DDGANUNet)]:
-  NETS.add(_name, _cls)

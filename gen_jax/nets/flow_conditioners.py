@@ -1,5 +1,8 @@
 """Conditioner networks of coupling layers: x_masked -> per-element parameters.
 
+Registered in `gen_jax.nets.NETS` as "flow_conv", "flow_resnet" and "flow_mlp"; a flow
+config names them without the prefix (`gen_jax.flows.architectures.build_conditioner`).
+
 A conditioner is called as `net(x, out_features)` on [B, H, W, C] images or [B, D] vectors
 and returns [..., out_features] over the same leading shape (images: [B, H, W, out];
 vectors: [B, out]). Its last layer is zero-initialised, so a coupling starts as the
@@ -19,16 +22,11 @@ import math
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from gen_jax.registry import Registry
-
-CONDITIONERS: Registry = Registry("flow conditioner network")
 
 zeros = nn.initializers.zeros
 
 
-@CONDITIONERS.register("conv")
 class ConvConditioner(nn.Module):
   """Glow's 3-layer CNN; [B, H, W, C] -> [B, H, W, out_features]."""
 
@@ -41,7 +39,6 @@ class ConvConditioner(nn.Module):
     return nn.Conv(out_features, (3, 3), kernel_init=zeros, bias_init=zeros, name="zero_conv")(h)
 
 
-@CONDITIONERS.register("resnet")
 class ResNetConditioner(nn.Module):
   """RealNVP's residual CNN; [B, H, W, C] -> [B, H, W, out_features]."""
 
@@ -58,7 +55,6 @@ class ResNetConditioner(nn.Module):
                    name="zero_conv")(nn.relu(h))
 
 
-@CONDITIONERS.register("mlp")
 class MLPConditioner(nn.Module):
   """NICE's MLP over the flattened input; [B, ..., C] -> [B, ..., out_features]."""
 
@@ -76,17 +72,3 @@ class MLPConditioner(nn.Module):
                    name="zero_dense")(h)
     return out.reshape(*x.shape[:-1], out_features)
 
-
-def build_conditioner(name: str, **kwargs) -> nn.Module:
-  """The conditioner `name` with its keyword arguments (a typo is a clear error)."""
-  cls = CONDITIONERS.get(name)
-  fields = {f for f in cls.__dataclass_fields__ if f not in ("parent", "name")}
-  unknown = sorted(set(kwargs) - fields)
-  if unknown:
-    raise ValueError(f"Conditioner {name!r} has no argument(s) {unknown}; valid: {sorted(fields)}.")
-  return cls(**kwargs)
-
-
-def channel_vector(v: jax.Array, x: jax.Array) -> jax.Array:
-  """Reshapes a per-channel [C] vector to broadcast against x [B, ..., C] (explicit ranks)."""
-  return jnp.reshape(v, (1,) * (x.ndim - 1) + (v.shape[-1],))
