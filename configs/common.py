@@ -80,13 +80,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.ema = ml_collections.ConfigDict(dict(decay=0.9999, warmup=True))
 
-  c.sample = ml_collections.ConfigDict(dict(
-      sampler="ddim",
+  c.sample = ml_collections.ConfigDict(dict(  # each family adds its own sampler fields
       num_samples=64,  # --mode=sample
       batch_size=64,
       grid_size=64,  # images in the periodic training grids
-      clip_x0=True,
-      guidance_scale=0.0,
   ))
 
   c.eval = ml_collections.ConfigDict(dict(

@@ -35,19 +35,18 @@ def test_unknown_name_lists_choices():
 
 def test_shipped_registries_contents():
   from gen_jax.diffusion.gaussian import PREDICTIONS
-  from gen_jax.diffusion.losses import DIFFUSION_LOSSES
+  from gen_jax.diffusion.losses import LOSSES, WEIGHTINGS
   from gen_jax.diffusion.schedules import BETA_SCHEDULES
-  from gen_jax.diffusion.sde_losses import WEIGHTINGS
   from gen_jax.methods import METHODS
   from gen_jax.nets import NETS
   from gen_jax.samplers import SAMPLERS
   from gen_jax.core.optim import OPTIMIZERS
 
-  assert {"ddpm"} <= set(METHODS)
+  assert {"diffusion", "ddpm", "score_sde"} <= set(METHODS)
   assert {"unet"} <= set(NETS)
   assert {"ancestral", "ddim"} <= set(SAMPLERS)
   assert {"eps", "x0", "v", "score"} <= set(PREDICTIONS)
   assert {"linear", "cosine", "ddgan_vp"} <= set(BETA_SCHEDULES)  # presets of the VP process
-  assert {"mse", "l1"} <= set(DIFFUSION_LOSSES)
-  assert {"sigma2", "snr"} <= set(WEIGHTINGS)
+  assert {"mse", "l1", "dsm", "dsm_likelihood", "smld", "ddpm", "vlb"} <= set(LOSSES)
+  assert {"simple", "sigma2", "snr", "likelihood"} <= set(WEIGHTINGS)
   assert {"adam", "adamw", "adamax", "sgd"} <= set(OPTIMIZERS)

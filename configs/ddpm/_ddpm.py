@@ -26,14 +26,23 @@ def ddpm_config_with_model(model: ml_collections.ConfigDict) -> ml_collections.C
       num_timesteps=1000,
       beta_schedule="linear",  # linear | cosine
       prediction="eps",  # eps | x0 | v
-      loss="mse",  # mse | l1 (any name in DIFFUSION_LOSSES)
+      loss="mse",  # mse | l1 (any name in diffusion.losses.LOSSES)
+      weighting="simple",  # L_simple | sigma2 | snr (any name in diffusion.losses.WEIGHTINGS)
       class_conditional=False,
       class_dropout=0.1,  # p(null label) when class-conditional (classifier-free guidance)
   ))
-  c.sample.sampler = "ddim"  # ddim | ancestral
+  diffusion_sample_fields(c, sampler="ddim")  # ddim | ancestral | any name in SAMPLERS
+  c.sample.clip_x0 = True  # clip the x0 estimate to [-1, 1] in the chain samplers
   c.sample.ddim = ml_collections.ConfigDict(dict(num_steps=50, eta=0.0, spacing="uniform"))
   c.sample.ancestral = ml_collections.ConfigDict(dict(variance="fixed_large"))
   return c
+
+
+def diffusion_sample_fields(c: ml_collections.ConfigDict, *, sampler: str) -> None:
+  """The sample fields every diffusion config has: the sampler's name (its options in
+  `sample.<name>`) and the classifier-free guidance weight w."""
+  c.sample.sampler = sampler
+  c.sample.guidance_scale = 0.0  # out = (1 + w) out(y) - w out(null); class-conditional only
 
 
 def smoke_ddpm(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -2,7 +2,11 @@
 
 35.7M-parameter UNet (ch 128, mult (1,2,2,2), 2 blocks, attention at 16x16, dropout 0.1),
 T = 1000 linear betas 1e-4..0.02, Adam 2e-4 with 5000 warm-up steps, gradient clipping at
-1.0, batch 128, EMA 0.9999, random horizontal flips, 800k steps (FID 3.17 reported).
+1.0, batch 128, EMA 0.9999, random horizontal flips, 800k steps on the 8-bit images as they
+are (no dequantization), ancestral sampling over the 1000 steps with variance beta_t
+("fixedlarge") (FID 3.17 reported); all as in the official code (diffusion_tf,
+scripts/run_cifar.py). `--config.sample.sampler=ddim` samples in 50 steps instead.
+This is also `configs/score_sde/cifar10.py:variant=vp_ddpm`, the SDE paper's DDPM baseline.
 
     python -m gen_jax.main --config=configs/ddpm/cifar10.py --workdir=runs/ddpm_cifar10
     python -m gen_jax.main --config=configs/ddpm/cifar10.py:smoke --workdir=/tmp/smoke
@@ -27,6 +31,7 @@ def get_config(arg=None):
   c.optim.warmup_steps = 5000
   c.optim.grad_clip_norm = 1.0
   c.ema.decay = 0.9999
+  c.sample.sampler = "ancestral"  # with sample.ancestral.variance = fixed_large (_ddpm.py)
   if args.smoke:
     _ddpm.smoke_ddpm(c)
     c.model.attn_resolutions = (16,)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs import common
+from configs.ddpm import _ddpm
 
 
 def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
@@ -35,8 +36,8 @@ def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
       beta_min=0.1, beta_max=20.0,  # vpsde / subvpsde
       num_scales=1000,  # N: discretisation steps (samplers, discrete losses)
       continuous=continuous,  # False: discrete smld / ddpm losses
-      loss=loss,  # dsm | dsm_likelihood | smld | ddpm (any name in SDE_LOSSES)
-      weighting="sigma2",  # dsm only: sigma2 | snr (any name in sde.losses.WEIGHTINGS)
+      loss=loss,  # dsm | dsm_likelihood | smld | ddpm (any name in diffusion.losses.LOSSES)
+      weighting="sigma2",  # dsm only: sigma2 | snr | likelihood (diffusion.losses.WEIGHTINGS)
       eps=1e-5,  # smallest training time
       # As the reference configs: VE sums the per-dimension loss, VP / sub-VP average it
       # (training.reduce_mean of yang-song/score_sde configs/{ve,vp,subvp}/*.py).
@@ -57,9 +58,9 @@ def score_sde_config(*, sde: str, loss: str = "dsm", continuous: bool = True,
   # where the mask (a PNG, white = known pixel) is black, or colours them; PC options from
   # config.sample.pc. See gen_jax/train/conditional_sampling.py.
   c.sample.condition = ml_collections.ConfigDict(dict(kind="none", images="", mask=""))
-  c.sample.sampler = "pc"  # pc | euler_maruyama | reverse_diffusion | ancestral | ode
   # pc | euler_maruyama | reverse_diffusion | ancestral | ode (SDE samplers), or ddim (the
   # sampler of every noise process, gen_jax.samplers)
+  _ddpm.diffusion_sample_fields(c, sampler="pc")
   c.sample.pc = ml_collections.ConfigDict(dict(
       predictor="reverse_diffusion", corrector="langevin", snr=0.16, n_corrector_steps=1,
       eps=1e-3, denoise=True))

@@ -91,7 +91,8 @@ def _gaussian_nfe(sde, shape):
                                            method="rk45"))(
       jax.random.key(0))
   x = mu + s * jax.random.normal(jax.random.key(1), shape)
-  lik = jax.jit(lambda x, r: ode_likelihood(sde, score, x, rng=r))(x, jax.random.key(2))
+  lik = jax.jit(lambda x, r: ode_likelihood(score, sde, x, prediction="score", rng=r))(
+      x, jax.random.key(2))
   return out.nfe, int(lik.nfe)
 
 

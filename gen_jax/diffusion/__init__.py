@@ -8,11 +8,11 @@ holds what.
 
 from gen_jax.diffusion.gaussian import (PREDICTIONS, Prediction, extract, predict_eps_from_x0,
                                         predict_x0_from_eps, q_mean_variance, q_posterior,
-                                        q_sample)
+                                        q_sample, score_fn_of)
 from gen_jax.diffusion.likelihood import LikelihoodOutput, bits_per_dim, ode_likelihood
 from gen_jax.diffusion.ode import ODESolution, odeint_adaptive
-from gen_jax.diffusion.processes import (SDE, SDES, VESDE, VPSDE, ReverseSDE, batch_bcast,
-                                         subVPSDE)
+from gen_jax.diffusion.losses import LOSSES, WEIGHTINGS, importance_sample_t
+from gen_jax.diffusion.processes import (SDE, SDES, VESDE, VPSDE, DiscreteVP, ReverseSDE,
+                                         batch_bcast, subVPSDE)
 from gen_jax.diffusion.schedules import (BETA_SCHEDULES, DiffusionSchedule,
                                          cosine_alphas_cumprod, make_schedule)
-from gen_jax.diffusion.sde_losses import SDE_LOSSES, importance_sample_t

@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.diffusion.processes import SDE, batch_bcast
-from gen_jax.samplers.base import DenoiseFn, SampleOutput, score_fn_of
+from gen_jax.diffusion.gaussian import score_fn_of
+from gen_jax.samplers.base import DenoiseFn, SampleOutput
 from gen_jax.samplers.sde import _predictor_corrector
 
 Array = jax.Array

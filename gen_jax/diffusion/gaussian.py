@@ -21,7 +21,9 @@ What the network predicts is a registered `Prediction` (PREDICTIONS), each conve
 * "x0": the clean data;
 * "v": v = alpha eps - sigma x_0 (Salimans & Ho, "Progressive Distillation", 2022); a rotation
   of (x0, eps) only where alpha^2 + sigma^2 = 1 (VP processes);
-* "score": grad log p_t(x_t | x_0) = -eps / sigma (Song et al. 2021).
+* "score": grad log p_t(x_t | x_0) = -eps / sigma (Song et al. 2021);
+* "scaled_score": sigma * score = -eps, NCSN++'s output before its division by sigma
+  (score_sde's `scale_by_sigma`).
 
 Timesteps are per example: t is [B] (int32 0-based steps on the DDPM chain).
 """
@@ -168,3 +170,21 @@ PREDICTIONS.add("eps", Prediction(target=_eps_target, to_x0_eps=_eps_to_x0_eps))
 PREDICTIONS.add("x0", Prediction(target=_x0_target, to_x0_eps=_x0_to_x0_eps))
 PREDICTIONS.add("v", Prediction(target=_v_target, to_x0_eps=_v_to_x0_eps))
 PREDICTIONS.add("score", Prediction(target=_score_target, to_x0_eps=_score_to_x0_eps))
+PREDICTIONS.add("scaled_score", Prediction(
+    target=lambda process, x0, noise, t: -noise,
+    to_x0_eps=lambda process, out, x_t, t: _eps_to_x0_eps(process, -out, x_t, t)))
+
+
+def score_fn_of(model_fn: Callable[[Array, Array], Array], process: Process,
+                prediction: str) -> Callable[[Array, Array], Array]:
+  """(x_t, t) -> score -eps_hat / sigma_t from a model whose output is of type `prediction`;
+  what the SDE samplers and the probability-flow ODE integrate."""
+  predictor = PREDICTIONS.get(prediction)
+  if prediction == "score":
+    return model_fn
+
+  def score_fn(x, t):
+    _, eps_hat = predictor.to_x0_eps(process, model_fn(x, t), x, t)
+    return -eps_hat / coefs(process, t, x.ndim)[1]
+
+  return score_fn

@@ -29,7 +29,7 @@ the offset 7 of the paper's code for centred data (8 for data in [0, 1], where a
 On data that is NOT dequantized (x = u / 127.5 - 1 exactly on a grid), a continuous model can
 put unbounded density on the grid points: the "bits/dim" then goes negative and means nothing.
 `bits_per_dim` cannot see that from a batch, so the method refuses to report it unless
-`config.data.dequantize` is True (see `gen_jax.methods.score_sde`).
+`config.data.dequantize` is True (see `gen_jax.methods.diffusion`).
 """
 
 from __future__ import annotations
@@ -41,8 +41,10 @@ import flax
 import jax
 import jax.numpy as jnp
 
+from gen_jax.diffusion import gaussian
+from gen_jax.diffusion.gaussian import PREDICTIONS, score_fn_of
 from gen_jax.diffusion.ode import odeint_adaptive
-from gen_jax.diffusion.processes import SDE, ScoreFn
+from gen_jax.diffusion.processes import SDE
 
 Array = jax.Array
 
@@ -100,10 +102,11 @@ def _divergence_fn(drift_fn: Callable[[Array, Array], Array], trace: str, probe:
 
 
 def ode_likelihood(
+    model_fn: Callable[[Array, Array], Array],
     sde: SDE,
-    score_fn: ScoreFn,
     x: Array,
     *,
+    prediction: str = "eps",
     rng: Array | None = None,
     trace: str = "rademacher",
     eps: float = 1e-5,
@@ -111,10 +114,12 @@ def ode_likelihood(
     atol: float = 1e-5,
     max_steps: int = 4096,
 ) -> LikelihoodOutput:
-  """log p_eps(x) [B] of the probability-flow ODE of `sde` driven by `score_fn`.
+  """log p_eps(x) [B] of the probability-flow ODE of `sde` driven by the model.
 
   Args:
-    sde: the forward SDE; score_fn: (x [B, ...], t [B]) -> score [B, ...].
+    model_fn: (x [B, ...], t [B]) -> the network's output, of type `prediction`
+      (`gaussian.PREDICTIONS`: eps, x0, v, score, scaled_score).
+    sde: the forward SDE.
     x: [B, ...] data in model space (dequantized for 8-bit data).
     rng: key of the Hutchinson probe (unused for trace="exact").
     trace: "rademacher" | "gaussian" (Hutchinson) | "exact" (D JVPs per evaluation).
@@ -138,7 +143,7 @@ def ode_likelihood(
       probe = jax.random.rademacher(rng, x.shape, jnp.float32)
     else:
       probe = jax.random.normal(rng, x.shape, jnp.float32)
-  rsde = sde.reverse(score_fn, probability_flow=True)
+  rsde = sde.reverse(score_fn_of(model_fn, sde, prediction), probability_flow=True)
   batch = x.shape[0]
 
   def drift_fn(y, t):
@@ -190,6 +195,46 @@ def discretized_gaussian_log_likelihood(x, mean, log_scale):
   log_delta = jnp.log(jnp.maximum(cdf_plus - cdf_min, 1e-12))
   return jnp.where(x < -0.999, log_cdf_plus, jnp.where(x > 0.999, log_one_minus_cdf_min, log_delta))
 
+
+def vlb_term(model_fn, schedule, x0: Array, t: Array, noise: Array, *,
+             prediction: str = "eps") -> Array:
+  """L_t in nats [B]: KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) for t > 0, the decoder NLL at 0.
+
+  The model's reverse variance is the posterior variance beta_tilde_t (clipped at t=0),
+  DDPM's "fixed small" choice; its mean is the posterior mean at the clipped x0 estimate of
+  model_fn(x_t, t) (of type `prediction`). schedule: a `DiffusionSchedule`; t: int [B].
+  """
+  x_t = gaussian.q_sample(schedule, x0, t, noise)
+  x0_hat, _ = PREDICTIONS.get(prediction).to_x0_eps(schedule, model_fn(x_t, t), x_t, t)
+  x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
+  model_mean, _, model_log_var = gaussian.q_posterior(schedule, x0_hat, x_t, t)
+  true_mean, _, true_log_var = gaussian.q_posterior(schedule, x0, x_t, t)
+  kl = flat_sum(normal_kl(true_mean, true_log_var, model_mean, model_log_var))
+  decoder_nll = -flat_sum(discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var))
+  return jnp.where(t == 0, decoder_nll, kl)
+
+
+def prior_kl(schedule, x0: Array) -> Array:
+  """L_T in nats [B]: KL(q(x_T | x_0) || N(0, I)) on a `DiffusionSchedule`."""
+  t = jnp.full((x0.shape[0],), schedule.num_timesteps - 1, jnp.int32)
+  mean, _, log_var = gaussian.q_mean_variance(schedule, x0, t)
+  return flat_sum(normal_kl(mean, log_var, jnp.zeros_like(mean), jnp.zeros_like(log_var)))
+
+
+def vlb(model_fn, schedule, x0: Array, rng: Array, *, prediction: str = "eps",
+        **unused) -> Array:
+  """Unbiased one-sample estimate [B] of DDPM's negative ELBO in nats, a loss of the
+  signature of `losses.LOSSES` (registered there as "vlb").
+
+  -ELBO = L_T + sum_t L_t = L_T + T * E_{t ~ U{0..T-1}}[L_t]; its average over a split is
+  an unbiased estimate of the bound, at one network evaluation per example.
+  """
+  del unused
+  rng_t, rng_noise = jax.random.split(rng)
+  t = jax.random.randint(rng_t, (x0.shape[0],), 0, schedule.num_timesteps)
+  noise = jax.random.normal(rng_noise, x0.shape, x0.dtype)
+  return prior_kl(schedule, x0) + schedule.num_timesteps * vlb_term(
+      model_fn, schedule, x0, t, noise, prediction=prediction)
 
 
 

@@ -337,6 +337,27 @@ class VPSDE(_VPFamily):
     return batch_bcast(jnp.sqrt(alpha) - 1.0, x) * x, jnp.sqrt(beta)
 
 
+@dataclasses.dataclass(frozen=True)
+class DiscreteVP:
+  """The N-step DDPM chain of a VP SDE as a process on the SDE's times: at t the chain's
+  (sqrt(abar_i), sqrt(1 - abar_i)) with i = floor(t (N - 1) / T), the step the samplers take
+  at t. A network trained on the chain (score_sde's continuous=False) outputs its
+  parameterisation with respect to this process; its score is -eps / sqrt(1 - abar_i).
+  (The square roots are taken in float32 of the float32 abar, as score_sde's code.)"""
+
+  sde: VPSDE
+
+  N = property(lambda self: self.sde.N)
+  T = property(lambda self: self.sde.T)
+
+  def discrete_index(self, t: Array) -> Array:
+    return self.sde.discrete_index(t)
+
+  def marginal_coef(self, t: Array) -> tuple[Array, Array]:
+    abar = self.sde.alphas_cumprod[self.discrete_index(t)]
+    return jnp.sqrt(abar), jnp.sqrt(1.0 - abar)
+
+
 @SDES.register("subvpsde")
 @dataclasses.dataclass(frozen=True)
 class subVPSDE(_VPFamily):  # noqa: N801 (the paper's name)

@@ -3,8 +3,7 @@
 from gen_jax.methods import autoregressive  # noqa: F401  (registers "autoregressive")
 from gen_jax.methods import classifier  # noqa: F401  (registers "classifier")
 from gen_jax.methods import ddgan  # noqa: F401  (registers "ddgan")
-from gen_jax.methods import ddpm  # noqa: F401  (registers "ddpm")
+from gen_jax.methods import diffusion  # noqa: F401  (registers "diffusion", "ddpm", "score_sde")
 from gen_jax.methods import flow  # noqa: F401  (registers "flow")
 from gen_jax.methods import gan  # noqa: F401  (registers "gan")
-from gen_jax.methods import score_sde  # noqa: F401  (registers "score_sde")
 from gen_jax.methods.base import METHODS, Method, build_method  # noqa: F401

@@ -30,7 +30,7 @@ Deviations from the reference code (none changes the function class):
 * The network does not know about SDEs: no `x -> 2x - 1` for uncentred data (gen_jax feeds
   centred images) and no division by sigma (`scale_by_sigma`); the method passes the
   conditioning and rescales the output (1/sigma for VE, -1/std for VP), see
-  `gen_jax.methods.score_sde`.
+  `gen_jax.methods.diffusion`.
 * The last layer of each residual branch and the output convolution start at exact zeros
   (the reference: variance scale 1e-10).
 * 1x1 convolutions replace the reference's NIN layers (kernel [1, 1, in, out] for

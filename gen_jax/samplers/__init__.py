@@ -3,7 +3,8 @@ DDPM chains and score SDEs (`base`): DDIM and ancestral sampling (`ddim`, `sde`)
 samplers Euler-Maruyama, reverse diffusion, predictor-corrector and the probability-flow ODE
 (`sde`)."""
 
-from gen_jax.samplers.base import SAMPLERS, SampleOutput, score_fn_of
+from gen_jax.diffusion.gaussian import score_fn_of
+from gen_jax.samplers.base import SAMPLERS, SampleOutput
 from gen_jax.samplers.ddim import ddim_sample, ddim_timesteps
 from gen_jax.samplers.sde import (AdaptiveSampleOutput, ancestral_sample, euler_maruyama_sample,
                                   langevin_step, ode_sample, pc_sample, reverse_diffusion_sample,

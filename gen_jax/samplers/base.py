@@ -19,11 +19,9 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import flax
 import jax
 import jax.numpy as jnp
 
-from gen_jax.diffusion.gaussian import PREDICTIONS, coefs
 from gen_jax.core.registry import Registry
 from gen_jax.core.sample import SampleOutput
 
@@ -55,17 +53,3 @@ def initial_noise(process, rng: Array, shape: Sequence[int] | None,
   if init_noise.ndim < 1:
     raise ValueError("init_noise must be [B, ...], got a scalar.")
   return init_noise
-
-
-def score_fn_of(denoise_fn: DenoiseFn, process, prediction: str) -> DenoiseFn:
-  """(x_t, t) -> score -eps_hat / sigma_t, from a denoiser whose output is of type `prediction`
-  (PREDICTIONS); the samplers that integrate an SDE are written against the score."""
-  predictor = PREDICTIONS.get(prediction)
-  if prediction == "score":
-    return denoise_fn
-
-  def score_fn(x, t):
-    _, eps_hat = predictor.to_x0_eps(process, denoise_fn(x, t), x, t)
-    return -eps_hat / coefs(process, t, x.ndim)[1]
-
-  return score_fn

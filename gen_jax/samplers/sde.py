@@ -57,8 +57,8 @@ import jax.numpy as jnp
 
 from gen_jax.diffusion.ode import odeint_adaptive
 from gen_jax.diffusion.processes import SDE, ScoreFn, batch_bcast
-from gen_jax.samplers.base import (SAMPLERS, DenoiseFn, SampleOutput, initial_noise,
-                                   score_fn_of)
+from gen_jax.diffusion.gaussian import score_fn_of
+from gen_jax.samplers.base import SAMPLERS, DenoiseFn, SampleOutput, initial_noise
 from gen_jax.samplers.ddim import ddim_sample, posterior_step
 
 Array = jax.Array

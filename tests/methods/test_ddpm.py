@@ -1,9 +1,9 @@
-"""The DDPM method (gen_jax.methods.ddpm) checked as mathematics.
+"""The DDPM preset of the diffusion method (gen_jax.methods.diffusion) checked as mathematics.
 
-* `normal_kl` and `discretized_gaussian_log_likelihood` against closed forms / quadrature
+* `likelihood.normal_kl` and `discretized_gaussian_log_likelihood` against closed forms / quadrature
   computed independently in float64 with SciPy;
 * the variational bound: with an exact x0-predictor every KL term vanishes, and the
-  one-timestep estimate `vlb_bpd_estimate` is unbiased for the full bound
+  one-timestep estimate `likelihood.vlb` is unbiased for the full bound
   L_T + sum_t L_t, within Monte-Carlo error;
 * `update` equals a hand-written SGD step, and its metrics their definitions;
 * every prediction type and loss trains; class dropout and classifier-free guidance;
@@ -31,8 +31,9 @@ import pytest
 from scipy import integrate, stats
 
 from gen_jax.data import DatasetInfo, digits_source
-from gen_jax.diffusion import make_schedule
-from gen_jax.methods import ddpm
+from gen_jax.core.sample import SampleSpec
+from gen_jax.diffusion import DiffusionSchedule, likelihood, make_schedule
+from gen_jax.methods import diffusion
 from gen_jax.nets import layers
 from gen_jax.samplers import ddim_sample
 from gen_jax.core.state import TrainState
@@ -82,16 +83,24 @@ def _tiny_params(num_classes: int = 0):
   return jax.jit(lambda k: net.init({"params": k}, x, t, y, train=False)["params"])(_key(0))
 
 
-def _state(method: ddpm.DDPM) -> TrainState:
+def _state(method: diffusion.Diffusion) -> TrainState:
   """What `method.init` returns for a TinyDenoiser (test_update checks `init` itself)."""
   params = _tiny_params(method.net.num_classes)
   return TrainState.create(params, method.optimizer.init(params))
 
 
-def _method(net=None, **kwargs) -> ddpm.DDPM:
-  kwargs = {"schedule": make_schedule("linear", 10), "optimizer": optax.sgd(0.1),
-            "image_shape": IMAGE_SHAPE, **kwargs}
-  return ddpm.DDPM(net=TinyDenoiser() if net is None else net, **kwargs)
+def _method(net=None, schedule=None, **kwargs) -> diffusion.Diffusion:
+  """The DDPM preset's Diffusion (clip_x0 on, L_simple) on a chain of `schedule`."""
+  kwargs = {"process": schedule or make_schedule("linear", 10), "optimizer": optax.sgd(0.1),
+            "example_shape": IMAGE_SHAPE, "clip_x0": True, **kwargs}
+  return diffusion.Diffusion(net=TinyDenoiser() if net is None else net, **kwargs)
+
+
+def _vlb_bpd(method, params, batch, key):
+  """The one-sample VLB estimate [B] in bits/dim, as `evaluate` reports it."""
+  nats = likelihood.vlb(method.model_fn(params), method.process, batch["image"], key,
+                        prediction=method.prediction)
+  return likelihood.nats_to_bits_per_dim(nats, DIM)
 
 
 def _digits(n: int = 4) -> dict[str, jax.Array]:
@@ -110,7 +119,7 @@ def test_normal_kl_matches_closed_form_and_quadrature():
   rng = np.random.default_rng(0)
   m1, m2 = rng.normal(size=(2, 6, 5))
   lv1, lv2 = rng.uniform(-3.0, 2.0, size=(2, 6, 5))
-  got = np.asarray(ddpm.normal_kl(*(jnp.asarray(a, jnp.float32) for a in (m1, lv1, m2, lv2))))
+  got = np.asarray(likelihood.normal_kl(*(jnp.asarray(a, jnp.float32) for a in (m1, lv1, m2, lv2))))
   s1, s2 = np.exp(0.5 * lv1), np.exp(0.5 * lv2)
   want = np.log(s2 / s1) + (s1**2 + (m1 - m2)**2) / (2 * s2**2) - 0.5
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -122,7 +131,7 @@ def test_normal_kl_matches_closed_form_and_quadrature():
     np.testing.assert_allclose(got[i, 0], kl, rtol=1e-4)
   # KL(p || p) = 0.
   np.testing.assert_allclose(
-      ddpm.normal_kl(jnp.asarray(m1), jnp.asarray(lv1), jnp.asarray(m1), jnp.asarray(lv1)),
+      likelihood.normal_kl(jnp.asarray(m1), jnp.asarray(lv1), jnp.asarray(m1), jnp.asarray(lv1)),
       0.0, atol=1e-7)
 
 
@@ -130,7 +139,7 @@ def test_normal_kl_matches_closed_form_and_quadrature():
 def test_discretized_gaussian_is_the_mass_of_each_bin(mean, scale):
   k = np.arange(256)
   x = k / 127.5 - 1.0  # the 256 values of an 8-bit pixel
-  log_p = ddpm.discretized_gaussian_log_likelihood(
+  log_p = likelihood.discretized_gaussian_log_likelihood(
       jnp.asarray(x, jnp.float32), jnp.full((256,), mean, jnp.float32),
       jnp.full((256,), math.log(scale), jnp.float32))
   p = np.exp(np.asarray(log_p, np.float64))
@@ -161,7 +170,7 @@ def _per_example_sum(a: np.ndarray) -> np.ndarray:
 def test_exact_x0_network_zeroes_every_kl_and_leaves_prior_plus_decoder():
   """x0_hat = x0: L_t = 0 for t > 0, and L_T, L_0 have closed forms (Gaussian, erf)."""
   betas = np.linspace(0.05, 0.2, 6)
-  method = _method(ConstNet(), schedule=ddpm.DiffusionSchedule.from_betas(betas),
+  method = _method(ConstNet(), schedule=DiffusionSchedule.from_betas(betas),
                    prediction="x0")
   batch = _digits(4)
   x0 = np.asarray(batch["image"], np.float64)
@@ -170,12 +179,14 @@ def test_exact_x0_network_zeroes_every_kl_and_leaves_prior_plus_decoder():
   @jax.jit
   def bound_and_losses(params):
     noise = jax.random.normal(_key(0), (len(betas), *x0.shape))
-    term = lambda t, n: method.vlb_term(params, batch["image"], jnp.full((4,), t), n, None)
+    term = lambda t, n: likelihood.vlb_term(method.model_fn(params), method.process,
+                                            batch["image"], jnp.full((4,), t), n,
+                                            prediction="x0")
     terms = jax.vmap(term)(jnp.arange(len(betas)), noise)
     losses = [dataclasses.replace(method, loss=loss).loss_terms(params, batch, _key(1),
                                                                 train=True)
               for loss in ("mse", "l1")]
-    return terms, method.prior_kl(batch["image"]), losses
+    return terms, likelihood.prior_kl(method.process, batch["image"]), losses
 
   terms, prior_kl, losses = bound_and_losses(params)
   np.testing.assert_allclose(terms[1:], 0.0, atol=DIM * 1e-6)  # float32 rounding per pixel
@@ -201,7 +212,7 @@ def _estimate_draws(method, params, x0, num_draws: int, key) -> np.ndarray:
   (Vmapping over keys instead makes XLA:CPU compile for seconds.)
   """
   stacked = jnp.tile(x0, (num_draws, 1, 1, 1))
-  bpd = jax.jit(method.vlb_bpd_estimate)(params, {"image": stacked}, key)
+  bpd = jax.jit(functools.partial(_vlb_bpd, method))(params, {"image": stacked}, key)
   return np.asarray(bpd).reshape(num_draws, x0.shape[0]).mean(axis=1)
 
 
@@ -219,7 +230,7 @@ def test_vlb_estimate_is_unbiased_for_a_closed_form_bound():
   """
   betas = np.linspace(0.05, 0.2, 6)
   num_t = len(betas)
-  method = _method(ConstNet(), schedule=ddpm.DiffusionSchedule.from_betas(betas),
+  method = _method(ConstNet(), schedule=DiffusionSchedule.from_betas(betas),
                    prediction="x0")
   batch = {"image": _digits(4)["image"]}
   x0 = np.asarray(batch["image"], np.float64)
@@ -266,13 +277,14 @@ def test_vlb_estimate_is_unbiased_for_a_network():
   def per_t_terms(key):  # [T, num_noise] draws of the batch-mean L_t, t = 0..T-1
     stacked = jnp.tile(x0, (num_noise, 1, 1, 1))
     noise = jax.random.normal(key, (num_t, *stacked.shape))
-    term = lambda t, n: method.vlb_term(params, stacked, jnp.full((len(stacked),), t), n, None)
+    term = lambda t, n: likelihood.vlb_term(method.model_fn(params), method.process, stacked,
+                                            jnp.full((len(stacked),), t), n)
     return jax.vmap(term)(jnp.arange(num_t), noise).reshape(num_t, num_noise, -1).mean(-1)
 
   terms = np.asarray(per_t_terms(_key(1)), np.float64)
   assert np.all(terms[1:] > 0) and np.all(np.isfinite(terms))
   to_bpd = 1.0 / (DIM * math.log(2.0))
-  prior = float(np.mean(method.prior_kl(x0)))
+  prior = float(np.mean(likelihood.prior_kl(method.process, x0)))
   exact = (prior + terms.mean(axis=1).sum()) * to_bpd
   exact_stderr = math.sqrt(np.sum(terms.var(axis=1, ddof=1) / num_noise)) * to_bpd
   mean, stderr = _mean_and_stderr(_estimate_draws(method, params, x0, num_draws, _key(2)))
@@ -312,7 +324,7 @@ def test_update_is_a_hand_written_sgd_step_with_the_configured_learning_rate():
   c.optim.learning_rate = 0.05
   c.num_train_steps = 10
   # The configured optimiser and schedule, on a small network (dropout on: the rng matters).
-  method = dataclasses.replace(ddpm.build_ddpm(c, DIGITS_INFO), net=TinyDenoiser(dropout=0.2))
+  method = dataclasses.replace(diffusion.build_ddpm(c, DIGITS_INFO), net=TinyDenoiser(dropout=0.2))
   batch = _digits(4)
   state = jax.jit(method.init)(_key(0), batch)
   update = jax.jit(method.update)
@@ -406,14 +418,14 @@ def test_classifier_free_guidance():
                                            t.astype(jnp.float32), y, train=False)
 
     def by_hand(denoise_fn):  # the sampler itself, with a hand-written denoiser
-      out = ddim_sample(denoise_fn, guided.schedule, rng=_key(2), shape=(n, *IMAGE_SHAPE),
+      out = ddim_sample(denoise_fn, guided.process, rng=_key(2), shape=(n, *IMAGE_SHAPE),
                         num_steps=steps, eta=0.5)
       return jnp.clip(out.samples, -1.0, 1.0)
 
     return {
         "denoise": guided.denoise_fn(state.ema_params, labels)(x, t),
         "denoise_by_hand": (1 + w) * net(x, t, labels) - w * net(x, t, null),
-        "guided": guided.sample(state, _key(2), n, labels=labels).samples,
+        "guided": guided.sample(state, _key(2), n, SampleSpec(labels=labels)).samples,
         "guided_by_hand": by_hand(lambda x, t: (1 + w) * net(x, t, labels) - w * net(x, t, null)),
         "plain": plain.sample(state, _key(2), n).samples,
         "plain_by_hand": by_hand(lambda x, t: net(x, t, default_labels)),
@@ -476,10 +488,10 @@ def test_evaluate_is_per_example_and_uses_the_ema_parameters():
 
 def test_build_ddpm_from_the_digits_smoke_config():
   c = _load_digits_smoke()
-  method = ddpm.build_ddpm(c, DIGITS_INFO)
-  assert method.image_shape == IMAGE_SHAPE
-  assert method.schedule.num_timesteps == c.method.num_timesteps
-  np.testing.assert_allclose(method.schedule.betas,
+  method = diffusion.build_ddpm(c, DIGITS_INFO)
+  assert method.example_shape == IMAGE_SHAPE
+  assert method.process.num_timesteps == c.method.num_timesteps
+  np.testing.assert_allclose(method.process.betas,
                              make_schedule(c.method.beta_schedule, c.method.num_timesteps).betas)
   assert (method.prediction, method.loss) == (c.method.prediction, c.method.loss)
   assert method.sampler == c.sample.sampler == "ddim"
@@ -488,15 +500,16 @@ def test_build_ddpm_from_the_digits_smoke_config():
   assert method.net.num_classes == 0 and method.net.out_channels == 1
   c.method.class_conditional = True
   c.sample.guidance_scale = 1.5
-  method = ddpm.build_ddpm(c, DIGITS_INFO)
+  method = diffusion.build_ddpm(c, DIGITS_INFO)
   assert method.num_classes == 10 and method.net.num_classes == 10
   assert method.class_dropout == pytest.approx(0.1) and method.guidance_scale == 1.5
 
 
 @pytest.mark.parametrize("section,field,value,message", [
     ("method", "prediction", "epsilon",
-     "Unknown prediction type 'epsilon'; choose one of: eps, score, v, x0."),
-    ("method", "loss", "l2", "Unknown diffusion loss 'l2'; choose one of: l1, mse."),
+     "Unknown prediction type 'epsilon'; choose one of: eps, scaled_score, score, v, x0."),
+    ("method", "loss", "l2", "Unknown diffusion loss 'l2'; choose one of: ddpm, dsm, "
+     "dsm_likelihood, l1, mse, smld, vlb."),
     ("sample", "sampler", "euler", "Unknown sampler 'euler'; choose one of: ancestral, ddim, euler_maruyama, ode, pc, "
      "reverse_diffusion."),
 ])
@@ -504,7 +517,7 @@ def test_build_ddpm_unknown_names_list_the_choices(section, field, value, messag
   c = _load_digits_smoke()
   c[section][field] = value
   with pytest.raises(KeyError, match=re.escape(message)):
-    ddpm.build_ddpm(c, DIGITS_INFO)
+    diffusion.build_ddpm(c, DIGITS_INFO)
 
 
 def test_build_ddpm_class_conditional_needs_classes():
@@ -512,4 +525,4 @@ def test_build_ddpm_class_conditional_needs_classes():
   c.method.class_conditional = True
   unlabelled = DatasetInfo(image_shape=IMAGE_SHAPE, num_classes=0, num_examples=100)
   with pytest.raises(ValueError, match="class_conditional=True but the dataset reports no classes"):
-    ddpm.build_ddpm(c, unlabelled)
+    diffusion.build_ddpm(c, unlabelled)

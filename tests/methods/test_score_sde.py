@@ -1,5 +1,5 @@
-"""The score_sde method: a toy config trains and its samples land on the data; sharded
-sampling equals single-device sampling; guidance; config errors.
+"""The score_sde preset of the diffusion method: a toy config trains and its samples land on
+the data; sharded sampling equals single-device sampling; guidance; config errors.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from gen_jax.data import DatasetInfo
 from gen_jax.data.toy import TOY_DISTRIBUTIONS
 from gen_jax.methods import build_method
-from gen_jax.methods.score_sde import ScoreSDE
+from gen_jax.methods.diffusion import Diffusion
 from gen_jax.core import sharding as sharding_lib
 from gen_jax.core.state import update_ema
 from tests.train.helpers import load_config
@@ -32,7 +32,7 @@ def sliced_wasserstein(x: np.ndarray, y: np.ndarray, num_projections: int = 64,
   return float(np.mean(np.abs(px - py)))
 
 
-def _toy_method(steps: int, **overrides) -> tuple[ScoreSDE, object]:
+def _toy_method(steps: int, **overrides) -> tuple[Diffusion, object]:
   c = load_config("score_sde/toy2d.py", None)
   c.model.features = (128, 128, 128)
   c.num_train_steps = steps
@@ -145,8 +145,8 @@ def test_classifier_free_guidance_combines_scores():
   t = jnp.full((4,), 0.5)
   y = jnp.array([0, 1, 2, 3])
   guided = method.denoise_fn(params, y)(x, t)
-  cond = method.model.apply(params, x, t, y, train=False)
-  uncond = method.model.apply(params, x, t, jnp.full((4,), 8), train=False)
+  cond = method.apply(params, x, t, y, train=False)
+  uncond = method.apply(params, x, t, jnp.full((4,), 8), train=False)
   np.testing.assert_allclose(guided, 3.0 * cond - 2.0 * uncond, rtol=1e-5, atol=1e-5)
   assert not np.allclose(cond, uncond)
   out = jax.eval_shape(lambda s: method.sample(s, jax.random.key(0), 4), state)
@@ -183,22 +183,22 @@ def test_cifar10_variants_build():
   """Every row of the paper's table is a config variant that builds (nothing is traced)."""
   from configs.score_sde.cifar10 import VARIANTS
   from gen_jax.nets import NCSNpp, UNet
-  from gen_jax.diffusion import VESDE, VPSDE, subVPSDE
+  from gen_jax.diffusion import VESDE, VPSDE, DiffusionSchedule, subVPSDE
   info = DatasetInfo(image_shape=(32, 32, 3), num_classes=10, num_examples=50_000)
   expected = {
       "ve_ncsnpp_continuous": (VESDE, NCSNpp, 4, "dsm", "sigma"),
       "ve_ncsnpp_deep_continuous": (VESDE, NCSNpp, 8, "dsm", "sigma"),
       "vp_ddpmpp_continuous": (VPSDE, NCSNpp, 4, "dsm", "time"),
       "subvp_ddpmpp_deep_continuous": (subVPSDE, NCSNpp, 8, "dsm", "time"),
-      "vp_ddpm": (VPSDE, UNet, 2, "ddpm", "time"),
+      "vp_ddpm": (DiffusionSchedule, UNet, 2, "mse", "t"),  # configs/ddpm/cifar10.py
   }
   assert set(VARIANTS) == set(expected)
   for variant, (sde, net, blocks, loss, cond) in expected.items():
     c = load_config("score_sde/cifar10.py", f"variant={variant}")
     m = build_method(c, info)
-    assert type(m.sde) is sde and type(m.model.net) is net, variant
-    assert m.model.net.num_res_blocks == blocks and m.loss == loss, variant
-    assert m.model.conditioning == cond and m.model.continuous == (loss == "dsm"), variant
+    assert type(m.process) is sde and type(m.net) is net, variant
+    assert m.net.num_res_blocks == blocks and m.loss == loss, variant
+    assert m.time_input == cond and not m.discrete, variant
     assert (m.likelihood is not None) == variant.startswith("subvp"), variant
   assert load_config("score_sde/cifar10.py", "variant=ve_ncsnpp_continuous").model.fir
   with pytest.raises(ValueError, match="variant"):
@@ -210,41 +210,47 @@ def test_mnist_and_toy_variants_build():
   from gen_jax.diffusion import VESDE, VPSDE
   info = DatasetInfo(image_shape=(28, 28, 1), num_classes=10, num_examples=100)
   fm = build_method(load_config("score_sde/mnist.py", "dataset=fashion_mnist"), info)
-  assert type(fm.sde) is VESDE and isinstance(fm.model.net, NCSNpp) and fm.model.net.fir
+  assert type(fm.process) is VESDE and isinstance(fm.net, NCSNpp) and fm.net.fir
   m = build_method(load_config("score_sde/mnist.py", None), info)
-  assert type(m.sde) is VPSDE and m.model.net.embedding_type == "positional"
+  assert type(m.process) is VPSDE and m.net.embedding_type == "positional"
   moons = build_method(load_config("score_sde/toy2d.py", "dist=two_moons,sde=vesde"), TOY_INFO)
-  assert type(moons.sde) is VESDE and moons.sde.sigma_max == 10.0 and moons.sampler == "pc"
+  assert type(moons.process) is VESDE and moons.process.sigma_max == 10.0
+  assert moons.sampler == "pc"
 
 
 def test_discrete_model_std_uses_the_predictor_index_at_every_grid_time():
   """Issue 10 bug 2: with continuous=False the model's std is that of the step the samplers
   (and score_sde's get_score_fn) take at t, i = floor(t (N - 1)), not round(t (N - 1))."""
-  from gen_jax.methods.score_sde import ScoreModel
-  from gen_jax.diffusion import VPSDE
+  from gen_jax.diffusion import VPSDE, DiscreteVP
+  c = load_config("score_sde/toy2d.py", "smoke")
+  c.method.continuous, c.method.loss = False, "ddpm"
+  method = build_method(c, TOY_INFO)
+  assert method.output_process == DiscreteVP(VPSDE(beta_min=0.1, beta_max=20.0, N=20))
+  assert (method.prediction, method.sample_prediction) == ("eps", "score")
   sde = VPSDE(N=1000)
-  model = ScoreModel(net=None, sde=sde, continuous=False)
   grid = jnp.linspace(sde.T, 1e-3, sde.N)  # the sampler grid
   expected = jnp.sqrt(1.0 - sde.alphas_cumprod[sde.discrete_index(grid)])
-  np.testing.assert_array_equal(np.asarray(model.std(grid)), np.asarray(expected))
+  std = DiscreteVP(sde).marginal_coef(grid)[1]
+  np.testing.assert_array_equal(np.asarray(std), np.asarray(expected))
   # the last step denoises with the smallest level sqrt(beta_0) = 0.0100
-  assert float(model.std(grid[-1:])[0]) == pytest.approx(0.0100, abs=1e-4)
+  assert float(std[-1]) == pytest.approx(0.0100, abs=1e-4)
 
 
 def test_continuous_time_with_the_discrete_ddpm_loss_is_refused():
   """Issue 10 bug 4: the ddpm loss with continuous=True divides by std(0) = 0."""
-  c = load_config("score_sde/cifar10.py", "variant=vp_ddpm,smoke")
-  c.method.continuous = True
-  info = DatasetInfo(image_shape=(32, 32, 3), num_classes=10, num_examples=100)
+  c = load_config("score_sde/toy2d.py", "smoke")
+  c.method.loss = "ddpm"
+  assert c.method.continuous
   with pytest.raises(ValueError, match="continuous=False"):
-    build_method(c, info)
+    build_method(c, TOY_INFO)
 
 
 def test_loss_reduction_follows_the_reference_per_variant():
-  """VE sums over dimensions, VP / sub-VP / vp_ddpm average (score_sde's reduce_mean)."""
+  """VE sums over dimensions, VP / sub-VP average (score_sde's reduce_mean); vp_ddpm is
+  configs/ddpm/cifar10.py, whose L_simple averages."""
   from configs.score_sde.cifar10 import VARIANTS
   info = DatasetInfo(image_shape=(32, 32, 3), num_classes=10, num_examples=50_000)
-  for variant in VARIANTS:
+  for variant in set(VARIANTS) - {"vp_ddpm"}:
     c = load_config("score_sde/cifar10.py", f"variant={variant}")
     assert c.method.reduce_mean == (not variant.startswith("ve_")), variant
     assert build_method(c, info).loss_kwargs["reduce_mean"] == c.method.reduce_mean, variant

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.diffusion import SDE_LOSSES, VESDE, VPSDE, importance_sample_t, subVPSDE
+from gen_jax.diffusion import LOSSES, VESDE, VPSDE, DiscreteVP, importance_sample_t, subVPSDE
+from gen_jax.diffusion.losses import discrete_times
 from tests.sde.mixture import gaussian_score
 
 MU, S, D, B = 0.3, 0.5, 4, 200_000
@@ -37,7 +38,7 @@ def _quad(f, a, b, n=200_001):
 def _run(loss, sde, score_fn=None, **kw):
   x0 = MU + S * jax.random.normal(jax.random.PRNGKey(0), (B, D))
   score_fn = score_fn or gaussian_score(sde, MU, S)
-  fn = jax.jit(lambda x, rng: SDE_LOSSES.get(loss)(score_fn, sde, x, rng, **kw))
+  fn = jax.jit(lambda x, rng: LOSSES.get(loss)(score_fn, sde, x, rng, prediction="score", **kw))
   return np.asarray(fn(x0, jax.random.PRNGKey(1)), np.float64)
 
 
@@ -96,24 +97,32 @@ def test_smld_loss_matches_sum_over_noise_levels():
   sigmas = np.asarray(sde.discrete_sigmas, np.float64)
   expected = 0.5 * D * np.mean(S**2 / (S**2 + sigmas**2))
   _check_mean(_run("smld", sde), expected, "smld")
-  with pytest.raises(ValueError, match="vesde"):
-    _run("smld", VPSDE(N=10))
 
 
 def test_ddpm_loss_matches_sum_over_steps():
+  """The discrete VP loss on the chain (`DiscreteVP`), the model's score that of the step
+  the samplers take at t (floor), as a discrete score_sde network's is."""
   sde = VPSDE(N=100)
   abar = np.asarray(sde.alphas_cumprod, np.float64)
 
-  def discrete_score(x, t):  # exact score of the discrete marginal at step round(t (N-1))
-    i = jnp.round(t * (sde.N - 1)).astype(jnp.int32)
-    a = sde.alphas_cumprod[i][:, None]
+  def discrete_score(x, t):  # exact score of the discrete marginal at step floor(t (N-1))
+    a = sde.alphas_cumprod[sde.discrete_index(t)][:, None]
     return -(x - jnp.sqrt(a) * MU) / (a * S**2 + 1.0 - a)
 
   expected = D * np.mean(abar * S**2 / (abar * S**2 + 1 - abar))
-  _check_mean(_run("ddpm", sde, discrete_score), expected, "ddpm")
-  with pytest.raises(ValueError, match="vpsde"):
-    _run("ddpm", VESDE(N=10))
+  _check_mean(_run("ddpm", DiscreteVP(sde), discrete_score), expected, "ddpm")
+
+
+@pytest.mark.parametrize("n", [50, 100, 1000])
+def test_discrete_times_are_the_steps_themselves(n):
+  """t_i = i / (N - 1) in float32 falls one ulp short of step i for 170 of N = 1000 steps;
+  the discrete losses must still train every step i (and feed the network 999 t ~ i)."""
+  sde = VPSDE(N=n)
+  t = discrete_times(sde, jax.random.PRNGKey(0), 50 * n)
+  steps = np.asarray(sde.discrete_index(t))
+  assert set(steps) == set(range(n))
+  np.testing.assert_allclose(np.asarray(t) * (n - 1), steps, rtol=1e-6, atol=1e-6)
 
 
 def test_registry():
-  assert SDE_LOSSES.names() == ["ddpm", "dsm", "dsm_likelihood", "smld"]
+  assert LOSSES.names() == ["ddpm", "dsm", "dsm_likelihood", "l1", "mse", "smld", "vlb"]

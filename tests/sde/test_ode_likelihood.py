@@ -102,7 +102,8 @@ def test_ode_likelihood_of_gaussian_data(name):
   sde = {"ve": VESDE(sigma_max=50.0)}.get(name, SDES[name])
   eps = 1e-5
   x = MU + S * np.random.default_rng(0).standard_normal((64, 16))
-  run = jax.jit(lambda x, rng: ode_likelihood(sde, gaussian_score(sde, MU, S), x, rng=rng,
+  run = jax.jit(lambda x, rng: ode_likelihood(gaussian_score(sde, MU, S), sde, x, rng=rng,
+                                              prediction="score",
                                               eps=eps))
   out = run(jnp.asarray(x, jnp.float32), jax.random.PRNGKey(1))
   assert bool(out.success)
@@ -122,7 +123,8 @@ def test_ode_likelihood_of_gaussian_data(name):
   assert mismatch < 0.2
   assert err_exact < mismatch + 0.02
   # Hutchinson with a Gaussian probe is unbiased but not exact: compare the batch mean.
-  gauss = jax.jit(lambda x, rng: ode_likelihood(sde, gaussian_score(sde, MU, S), x, rng=rng,
+  gauss = jax.jit(lambda x, rng: ode_likelihood(gaussian_score(sde, MU, S), sde, x, rng=rng,
+                                                prediction="score",
                                                 eps=eps, trace="gaussian"))(
       jnp.asarray(x, jnp.float32), jax.random.PRNGKey(2))
   # The drift's Jacobian is c(t) I, so the Gaussian-probe estimate of the integrated
@@ -140,7 +142,8 @@ def test_ode_likelihood_of_gaussian_mixture(name):
                              weights=(0.5, 0.3, 0.2))
   eps = 1e-5
   x = mix.sample(np.random.default_rng(0), 32)
-  run = jax.jit(lambda x: ode_likelihood(sde, mix.score_fn(sde), x, trace="exact", eps=eps))
+  run = jax.jit(lambda x: ode_likelihood(mix.score_fn(sde), sde, x, prediction="score",
+                                         trace="exact", eps=eps))
   out = run(jnp.asarray(x, jnp.float32))
   assert bool(out.success)
   exact = np.asarray(mix.log_prob_t(sde, jnp.asarray(x, jnp.float32), eps), np.float64)
@@ -165,6 +168,7 @@ def test_likelihood_bad_arguments():
   sde = VPSDE(N=10)
   x = jnp.zeros((2, 3))
   with pytest.raises(ValueError, match="trace"):
-    ode_likelihood(sde, gaussian_score(sde, MU, S), x, trace="skilling")
+    ode_likelihood(gaussian_score(sde, MU, S), sde, x, prediction="score",
+                   trace="skilling")
   with pytest.raises(ValueError, match="PRNG"):
-    ode_likelihood(sde, gaussian_score(sde, MU, S), x)
+    ode_likelihood(gaussian_score(sde, MU, S), sde, x, prediction="score")

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.methods import ddpm
+from gen_jax.methods import diffusion
 from gen_jax.methods.base import METHODS
 from gen_jax.train import loop
 from gen_jax.train.step import NonFiniteError
@@ -79,7 +79,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
 
 
 @dataclasses.dataclass(frozen=True)
-class _NaNFromStep3(ddpm.DDPM):
+class _NaNFromStep3(diffusion.Diffusion):
   """DDPM whose loss becomes NaN from the third update on (a stand-in for a diverging run)."""
 
   def update(self, state, batch, rng):
@@ -90,8 +90,9 @@ class _NaNFromStep3(ddpm.DDPM):
 
 if "test_nan_from_step3" not in METHODS:
   METHODS.add("test_nan_from_step3",
-              lambda config, info: _NaNFromStep3(**{f.name: getattr(ddpm.build_ddpm(config, info), f.name)
-                                                    for f in dataclasses.fields(ddpm.DDPM)}))
+              lambda config, info: _NaNFromStep3(**{
+                  f.name: getattr(diffusion.build_ddpm(config, info), f.name)
+                  for f in dataclasses.fields(diffusion.Diffusion)}))
 
 
 def test_nan_loss_stops_the_run_and_keeps_good_checkpoints(tmp_path):
