@@ -27,7 +27,7 @@ def ddpm_config_with_model(model: ml_collections.ConfigDict) -> ml_collections.C
       beta_schedule="linear",  # linear | cosine
       prediction="eps",  # eps | x0 | v
       loss="mse",  # mse | l1 (any name in diffusion.losses.LOSSES)
-      weighting="simple",  # L_simple | sigma2 | snr (any name in diffusion.losses.WEIGHTINGS)
+      weighting="simple",  # simple (L_simple) | sigma2 | snr (diffusion.losses.WEIGHTINGS)
       class_conditional=False,
       class_dropout=0.1,  # p(null label) when class-conditional (classifier-free guidance)
   ))

@@ -134,8 +134,9 @@ class Diffusion(Method):
 
     def apply(x, t, y):
       fn = self.model_fn(params, y)
-      return score_fn_of(fn, self.output_process, self.prediction)(x, t) if self.discrete \
-          else fn(x, t)
+      if self.discrete:
+        fn = score_fn_of(fn, self.output_process, self.prediction)
+      return fn(x, t)
 
     return guidance.guided(apply, labels, self.num_classes, w)
 
