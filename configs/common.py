@@ -87,6 +87,12 @@ def base_config() -> ml_collections.ConfigDict:
       grid_size=64,  # images in the periodic training grids
       clip_x0=True,
       guidance_scale=0.0,
+      # What every run asks of the family's sample (one SampleSpec; None: the family's
+      # default). A family refuses, naming it, a request it cannot honour.
+      temperature=config_dict.placeholder(float),  # T of the prior z ~ N(0, T^2 I) (flows)
+      truncation=config_dict.placeholder(float),  # psi of a GAN's latent truncation
+      # --mode=sample writes one set of samples per temperature, e.g. (0.5, 0.7, 1.0).
+      temperatures=(),
   ))
 
   c.eval = ml_collections.ConfigDict(dict(

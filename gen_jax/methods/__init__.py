@@ -7,4 +7,6 @@ from gen_jax.methods import ddpm  # noqa: F401  (registers "ddpm")
 from gen_jax.methods import flow  # noqa: F401  (registers "flow")
 from gen_jax.methods import gan  # noqa: F401  (registers "gan")
 from gen_jax.methods import score_sde  # noqa: F401  (registers "score_sde")
+# TEMPORARY until methods/diffusion.py takes the SampleSpec (see the module).
+from gen_jax.methods import diffusion_spec_shim  # noqa: F401
 from gen_jax.methods.base import METHODS, Method, build_method  # noqa: F401
