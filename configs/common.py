@@ -84,6 +84,12 @@ def base_config() -> ml_collections.ConfigDict:
       num_samples=64,  # --mode=sample
       batch_size=64,
       grid_size=64,  # images in the periodic training grids
+      # What every run asks of the family's sample (one SampleSpec; None: the family's
+      # default). A family refuses, naming it, a request it cannot honour.
+      temperature=config_dict.placeholder(float),  # T of the prior z ~ N(0, T^2 I) (flows)
+      truncation=config_dict.placeholder(float),  # psi of a GAN's latent truncation
+      # --mode=sample writes one set of samples per temperature, e.g. (0.5, 0.7, 1.0).
+      temperatures=(),
   ))
 
   c.eval = ml_collections.ConfigDict(dict(

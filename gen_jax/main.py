@@ -196,6 +196,7 @@ def main(argv) -> None:
   logging.get_absl_handler().addFilter(_QuietLibraries())
   _hide_accelerators_from_tensorflow()
   from gen_jax.data import DatasetNotPreparedError  # pylint: disable=g-import-not-at-top
+  from gen_jax.core.sample import UnsupportedSampleRequest  # pylint: disable=g-import-not-at-top
   from gen_jax.core import sharding  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value or _COORDINATOR.value:
     sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
@@ -219,6 +220,10 @@ def main(argv) -> None:
     logging.flush()
     sys.stderr.write(f"error: {e} (a name in the config, or --import the module that "
                      "registers it)\n")
+    sys.exit(2)
+  except UnsupportedSampleRequest as e:  # e.g. a temperature asked of a GAN
+    logging.flush()
+    sys.stderr.write(f"error: {e}\n")
     sys.exit(2)
 
 

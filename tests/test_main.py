@@ -23,9 +23,9 @@ CONFIG_ERRORS = [
      ["'optim.learing_rate'", "closest: optim.learning_rate"]),
     ("--config.learning_rate=1", ["'learning_rate'", "closest: optim.learning_rate"]),
     ("--config.sample.ddim.num_step=3", ["'sample.ddim.num_step'", "sample.ddim.num_steps"]),
-    # A field another family has (flows' sample.temperatures): the section's fields.
-    ("--config.sample.temperatures=(0.5,)",
-     ["'sample.temperatures'", "fields of sample:", "guidance_scale", "sampler"]),
+    # A field another family has (score SDEs' sample.pc): the section's fields.
+    ("--config.sample.pc.snr=0.1",
+     ["'sample.pc.snr'", "fields of sample:", "guidance_scale", "sampler"]),
     ("--config.eval.reference_split=test",
      ["eval.reference_split is 'test'", "allowed values: train, eval"]),
     ("--config.method.name=dppm", ["method.name is 'dppm'", "ddpm", "score_sde"]),
@@ -55,6 +55,19 @@ def test_an_unregistered_name_in_the_config_is_one_error_line_without_traceback(
   assert last.startswith("error: Unknown diffusion loss 'hubr'; choose one of: "), last
   assert "mse" in last and "--import" in last
   assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_sampling_request_the_family_cannot_honour_is_one_error_line(tmp_path):
+  """A temperature asked of a GAN reaches it through the SampleSpec and is refused by name,
+  before any training step."""
+  out = _run("--config=configs/gan/toy_eight_gaussians.py:smoke",
+             f"--workdir={tmp_path / 'run'}", "--config.sample.temperature=0.7", timeout=300)
+  assert out.returncode == 2, out.stderr[-3000:]
+  assert "Traceback" not in out.stderr
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: The 'gan' family cannot honour the sampling option(s) "
+                         "temperature;"), last
+  assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_every_config_passes_validation():

@@ -29,8 +29,6 @@ def flow_config(model: dict) -> ml_collections.ConfigDict:
   c.data.dequantize = True
   c.sample.sampler = "inverse"  # for the logs: a flow samples by inverting itself
   c.sample.temperature = 1.0  # z ~ N(0, T^2 I); Glow shows samples at T = 0.7
-  # --mode=sample writes one grid per temperature when set, e.g. (0.5, 0.7, 1.0).
-  c.sample.temperatures = ()
   c.sample.clip_x0 = False
   c.ema.decay = 0.999
   return c

@@ -24,6 +24,10 @@ class SampleOutput:
   nfe: int = flax.struct.field(pytree_node=False)
 
 
+class UnsupportedSampleRequest(ValueError):
+  """A sampling request (a `SampleSpec` field) that the family cannot honour."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SampleSpec:
   """What a caller asks of `Method.sample` besides the number of samples.
@@ -50,18 +54,19 @@ class SampleSpec:
   sampler_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def requested(self) -> list[str]:
-    """Names of the fields set away from their defaults."""
-    return [f.name for f in dataclasses.fields(self)
-            if f.name != "labels" and getattr(self, f.name) not in (None, {})]
+    """Names of the fields set away from their defaults (values may be traced arrays)."""
+    return [f.name for f in dataclasses.fields(self) if f.name != "labels"
+            and not (getattr(self, f.name) is None
+                     or f.name == "sampler_options" and not getattr(self, f.name))]
 
   def refuse_unsupported(self, family: str, supported: Sequence[str]) -> None:
-    """Raises ValueError naming each requested field that `family` cannot honour.
+    """Raises UnsupportedSampleRequest naming each requested field `family` cannot honour.
 
     `labels` is always allowed: an unconditional family ignores them.
     """
     unsupported = sorted(set(self.requested()) - set(supported))
     if unsupported:
-      raise ValueError(
+      raise UnsupportedSampleRequest(
           f"The {family!r} family cannot honour the sampling option(s) "
           f"{', '.join(unsupported)}; it understands: {', '.join(sorted(supported)) or 'none'}. "
           f"Remove them from config.sample (or the command line).")

@@ -10,7 +10,8 @@ of their forward perturbation,
 
 so that the unknown coordinates are sampled from (an approximation of) p(y_unknown | y_known).
 At the end the known coordinates are set to their exact values. The loop is the samplers' own
-(`_predictor_corrector` with this replacement as its projection hook).
+(`pc_sample` with `Imputation.project` as its projection hook), so any family that samples
+with "pc" imputes through `SampleSpec(sampler="pc", sampler_options={"project": ...})`.
 
 * Inpainting: U = I, mask [B, H, W, C] (or broadcastable), 1 = known pixel.
 * Colorization: U = the paper's orthogonal matrix whose first column is (1, 1, 1) / sqrt(3),
@@ -22,14 +23,16 @@ Every network evaluation is counted: nfe = N (1 + n_corrector_steps) (+1 for den
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.diffusion.processes import SDE, batch_bcast
-from gen_jax.diffusion.gaussian import score_fn_of
 from gen_jax.samplers.base import DenoiseFn, SampleOutput
-from gen_jax.samplers.sde import _predictor_corrector
+from gen_jax.samplers.sde import pc_sample
 
 Array = jax.Array
 
@@ -50,56 +53,68 @@ def couple(y: Array) -> Array:
   return y @ jnp.asarray(COLOR_MATRIX.T, y.dtype)
 
 
-def pc_impute(
-    denoise_fn: DenoiseFn,
-    sde: SDE,
-    *,
-    rng: Array,
-    prediction: str = "eps",
-    known: Array,
-    mask: Array,
-    to_space=None,
-    from_space=None,
-    predictor: str = "reverse_diffusion",
-    corrector: str = "langevin",
-    snr: float = 0.16,
-    n_corrector_steps: int = 1,
-    num_steps: int | None = None,
-    eps: float = 1e-3,
-    denoise: bool = True,
-) -> SampleOutput:
-  """PC sampling of x with the coordinates `mask` of to_space(x) fixed to to_space(known).
+@dataclasses.dataclass(frozen=True)
+class Imputation:
+  """Coordinates `mask` of to_space(x) fixed to to_space(known): the projection hook of the
+  PC loop (`pc_sample(..., project=imputation.project)`) and the final replacement.
 
-  Args:
-    denoise_fn, sde, prediction: the model (x [B, ...], t [B]) -> [B, ...], its SDE and the
-      type of its output, as for every sampler (`gen_jax.samplers.base`).
-    rng: PRNG key.
+  Attributes:
     known: [B, ...] data whose masked coordinates (in the transformed space) are kept.
     mask: 1 where known, 0 where imputed; broadcastable to known's shape.
-    to_space, from_space: an orthogonal linear map and its inverse (default: identity).
-    predictor, corrector, snr, n_corrector_steps, num_steps, eps, denoise: as `pc_sample`.
-
-  Returns:
-    SampleOutput with samples [B, ...] (known coordinates exact) and nfe.
+    to_space, from_space: an orthogonal linear map and its inverse (None: identity).
   """
-  to_space = to_space or (lambda a: a)
-  from_space = from_space or (lambda a: a)
-  known = jnp.asarray(known, jnp.float32)
-  mask = jnp.broadcast_to(jnp.asarray(mask, jnp.float32), known.shape)
-  y_known = to_space(known)
 
-  def impose(x, t, key):
+  known: Array
+  mask: Array
+  to_space: Callable[[Array], Array] | None = None
+  from_space: Callable[[Array], Array] | None = None
+
+  def _maps(self):
+    identity = lambda a: a
+    known = jnp.asarray(self.known, jnp.float32)
+    mask = jnp.broadcast_to(jnp.asarray(self.mask, jnp.float32), known.shape)
+    return known, mask, self.to_space or identity, self.from_space or identity
+
+  def project(self, sde: SDE, x: Array, t: Array, key: Array) -> Array:
+    """x with its known coordinates replaced by a fresh draw of their perturbation at t."""
+    known, mask, to_space, from_space = self._maps()
+    y_known = to_space(known)
     mean, std = sde.marginal_prob(y_known, t)
     noisy = mean + batch_bcast(std, y_known) * jax.random.normal(key, y_known.shape)
     return from_space(mask * noisy + (1.0 - mask) * to_space(x))
 
-  out = _predictor_corrector(
-      sde, score_fn_of(denoise_fn, sde, prediction), rng=rng, shape=known.shape,
-      init_noise=None, predictor=predictor, corrector=corrector, snr=snr,
-      n_corrector_steps=n_corrector_steps, num_steps=num_steps, eps=eps, denoise=denoise,
-      project=impose)
-  x = from_space(mask * y_known + (1.0 - mask) * to_space(out.samples))
-  return out.replace(samples=x)
+  def finish(self, x: Array) -> Array:
+    """x with its known coordinates set to their exact values (after the last step)."""
+    known, mask, to_space, from_space = self._maps()
+    return from_space(mask * to_space(known) + (1.0 - mask) * to_space(x))
+
+
+def inpainting(data: Array, mask: Array) -> Imputation:
+  """Keeps data where mask == 1 ([B, H, W, C] or broadcastable)."""
+  return Imputation(known=data, mask=mask)
+
+
+def colorization(gray: Array) -> Imputation:
+  """RGB images whose grey level (mean of R, G, B) is `gray`, [B, H, W, 1] (or [B, H, W, 3]
+  whose channel mean is used), in [-1, 1]."""
+  gray = jnp.asarray(gray, jnp.float32)
+  if gray.shape[-1] == 3:
+    gray = jnp.mean(gray, axis=-1, keepdims=True)
+  known = jnp.broadcast_to(gray, gray.shape[:-1] + (3,))  # decouple(known)[..., 0] = sqrt(3) g
+  return Imputation(known=known, mask=jnp.asarray([1.0, 0.0, 0.0], jnp.float32),
+                    to_space=decouple, from_space=couple)
+
+
+def pc_impute(denoise_fn: DenoiseFn, sde: SDE, imputation: Imputation, *, rng: Array,
+              prediction: str = "eps", **pc_options) -> SampleOutput:
+  """PC sampling (`pc_sample` and its options) of x with `imputation` imposed.
+
+  Returns:
+    SampleOutput with samples [B, ...] (known coordinates exact) and nfe.
+  """
+  out = pc_sample(denoise_fn, sde, rng=rng, shape=jnp.shape(imputation.known),
+                  prediction=prediction, project=imputation.project, **pc_options)
+  return out.replace(samples=imputation.finish(out.samples))
 
 
 def pc_inpaint(denoise_fn: DenoiseFn, sde: SDE, *, rng: Array, data: Array, mask: Array,
@@ -108,7 +123,7 @@ def pc_inpaint(denoise_fn: DenoiseFn, sde: SDE, *, rng: Array, data: Array, mask
 
   Keyword arguments are those of `pc_impute` (prediction, predictor, corrector, snr, ...).
   """
-  return pc_impute(denoise_fn, sde, rng=rng, known=data, mask=mask, **kwargs)
+  return pc_impute(denoise_fn, sde, inpainting(data, mask), rng=rng, **kwargs)
 
 
 def pc_colorize(denoise_fn: DenoiseFn, sde: SDE, *, rng: Array, gray: Array,
@@ -119,10 +134,4 @@ def pc_colorize(denoise_fn: DenoiseFn, sde: SDE, *, rng: Array, gray: Array,
     gray: [B, H, W, 1] (or [B, H, W, 3] whose channel mean is used) grey images in [-1, 1].
     **kwargs: as `pc_impute`.
   """
-  gray = jnp.asarray(gray, jnp.float32)
-  if gray.shape[-1] == 3:
-    gray = jnp.mean(gray, axis=-1, keepdims=True)
-  known = jnp.broadcast_to(gray, gray.shape[:-1] + (3,))  # decouple(known)[..., 0] = sqrt(3) g
-  mask = jnp.asarray([1.0, 0.0, 0.0], jnp.float32)
-  return pc_impute(denoise_fn, sde, rng=rng, known=known, mask=mask, to_space=decouple,
-                   from_space=couple, **kwargs)
+  return pc_impute(denoise_fn, sde, colorization(gray), rng=rng, **kwargs)

@@ -45,7 +45,7 @@ from gen_jax.distributions import discretized_logistic as dlm
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
 from gen_jax.nets import build_net
 from gen_jax.nets.wavenet import WaveNet
-from gen_jax.core.sample import SampleOutput
+from gen_jax.core.sample import SampleOutput, SampleSpec
 from gen_jax.core.optim import build_optimizer, learning_rate_schedule
 from gen_jax.core.state import TrainState
 
@@ -164,22 +164,32 @@ class AutoregressiveMethod(Method):
     name = "bits_per_sample" if self.is_audio else "bpd"
     return {name: bits, "loss": bits}
 
-  def sample_labels(self, num_samples: int):
-    return jnp.arange(num_samples) % self.num_classes if self.num_classes else None
+  def sample_labels(self, num_samples: int, labels: jax.Array | None = None):
+    """The class labels [n] of a class-conditional model: `labels`, or 0..K-1 cycled."""
+    if not self.num_classes:
+      return None
+    return jnp.arange(num_samples) % self.num_classes if labels is None else labels
 
-  def sample(self, state: TrainState, rng: jax.Array, num_samples: int) -> SampleOutput:
-    """Ancestral samples from the EMA parameters (images [n, H, W, C] or waves [n, T, 1])."""
+  def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
+             spec: SampleSpec = SampleSpec()) -> SampleOutput:
+    """Ancestral samples from the EMA parameters (images [n, H, W, C] or waves [n, T, 1]).
+
+    Reads `spec.labels` (class-conditional models); honours no other request.
+    """
+    spec.refuse_unsupported("autoregressive", [])
     if self.is_audio:
-      codes, _ = self.generate(state.ema_params, rng, num_samples, cached=True)
+      codes, _ = self.generate(state.ema_params, rng, num_samples, cached=True,
+                               labels=spec.labels)
       return SampleOutput(samples=self.decode(codes), nfe=self.data_shape[0])
-    return self.sample_images(state.ema_params, rng, num_samples)
+    return self.sample_images(state.ema_params, rng, num_samples, labels=spec.labels)
 
   # ---------------------------------------------------------------- samplers
 
-  def sample_images(self, params, rng: jax.Array, num_samples: int) -> SampleOutput:
+  def sample_images(self, params, rng: jax.Array, num_samples: int,
+                    labels: jax.Array | None = None) -> SampleOutput:
     """Pixel by pixel (channel by channel for a categorical likelihood) in one lax loop."""
     h, w, c = self.data_shape
-    labels = self.sample_labels(num_samples)
+    labels = self.sample_labels(num_samples, labels)
     categorical = self.likelihood == "categorical"
 
     def draw(out, x_ij, key):
@@ -203,8 +213,8 @@ class AutoregressiveMethod(Method):
       code = jnp.round((unit + 1.0) * (mu_law.MU / 2.0)).astype(jnp.int32)
     return code, self.net_input(code)
 
-  def generate(self, params, rng: jax.Array, num_samples: int, *,
-               cached: bool = True) -> tuple[jax.Array, jax.Array]:
+  def generate(self, params, rng: jax.Array, num_samples: int, *, cached: bool = True,
+               labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """WaveNet: (codes [n, T], per-step outputs [n, T, P]) drawn step by step.
 
     cached=True runs `WaveNet.step` with ring buffers (O(layers) per step); False re-runs
@@ -213,7 +223,7 @@ class AutoregressiveMethod(Method):
     if not isinstance(self.net, WaveNet):
       raise ValueError("generate() is for WaveNet audio models; images use sample_images().")
     (t, _), n = self.data_shape, num_samples
-    labels = self.sample_labels(n)
+    labels = self.sample_labels(n, labels)
     features = NUM_CODES if self.likelihood == "categorical" else 1
     if cached:
       def step_fn(x_in, cache):

@@ -6,13 +6,18 @@ pure functions of arrays:
 
   init(rng, batch)              -> TrainState   data-dependent init may use the batch
   update(state, batch, rng)     -> (TrainState, metrics)   one optimisation step
-  sample(state, rng, n)         -> SampleOutput             images in [-1, 1], NFE
+  sample(state, rng, n, spec)   -> SampleOutput             images in [-1, 1], NFE
   evaluate(state, batch, rng)   -> per-example metrics      e.g. loss, bits/dim
 
 `update` owns everything family-specific: a GAN alternates its discriminator and
 generator steps with two optimisers inside it; a flow returns its exact NLL as the loss.
 The trainer adds what is common: jit with sharding, donation, the step counter, EMA,
 NaN checks, metrics, checkpoints and sample grids.
+
+`sample` is asked one `SampleSpec` (labels, temperature, guidance scale, truncation,
+sampler overrides): each family reads the fields it understands and refuses, by name, every
+other request with `spec.refuse_unsupported(<family>, [<fields it honours>])`, before any
+work, so that the trainer can check a request up front (`jax.eval_shape`).
 
 `update` returns scalar metrics; every one of them is checked for NaN/Inf by the trainer.
 It must include `loss`, and the global norms from `train.optim.apply_gradients`.
@@ -29,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.core.registry import Registry
-from gen_jax.core.sample import SampleOutput
+from gen_jax.core.sample import SampleOutput, SampleSpec
 from gen_jax.core.optim import apply_gradients
 from gen_jax.core.state import TrainState
 
@@ -51,8 +56,13 @@ class Method(abc.ABC):
     """One optimisation step on `batch`; must not touch `state.step` or `state.ema_params`."""
 
   @abc.abstractmethod
-  def sample(self, state: TrainState, rng: jax.Array, num_samples: int) -> SampleOutput:
-    """`num_samples` images [n, H, W, C] in [-1, 1] from the EMA parameters."""
+  def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
+             spec: SampleSpec = SampleSpec()) -> SampleOutput:
+    """`num_samples` images [n, H, W, C] in [-1, 1] from the EMA parameters, as `spec` asks.
+
+    Raises ValueError (from `spec.refuse_unsupported`) for a request the family cannot
+    honour; `spec.labels`, when given, are int32 [num_samples].
+    """
 
   def evaluate(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
     """Per-example evaluation metrics, each of shape [B]. Default: none."""

@@ -27,7 +27,7 @@ import optax
 
 from gen_jax.nets import build_net
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
-from gen_jax.core.sample import SampleOutput
+from gen_jax.core.sample import SampleOutput, SampleSpec
 from gen_jax.core.optim import build_optimizer, learning_rate_schedule
 from gen_jax.core.state import TrainState
 
@@ -83,10 +83,16 @@ class Classifier(Method):
     loss, correct = self._losses(state.ema_params, batch)
     return {"loss": loss, "accuracy": correct}
 
-  def sample(self, state: TrainState, rng: jax.Array, num_samples: int) -> SampleOutput:
-    """Class visualisations [n, H, W, C] in [-1, 1] (class i % K): not samples of the data."""
+  def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
+             spec: SampleSpec = SampleSpec()) -> SampleOutput:
+    """Class visualisations [n, H, W, C] in [-1, 1]: not samples of the data.
+
+    The classes are `spec.labels`, by default i % K; no other request is honoured.
+    """
     del rng
-    labels = jnp.arange(num_samples) % self.num_classes
+    spec.refuse_unsupported("classifier", [])
+    labels = (jnp.arange(num_samples) % self.num_classes if spec.labels is None
+              else jnp.asarray(spec.labels))
 
     def objective(x):
       _, logits = self.apply(state.ema_params, x)

@@ -67,7 +67,7 @@ from gen_jax.gan.losses import GAN_LOSSES
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics
 from gen_jax.methods.gan import (D, G, apply_net, build_nets, build_optimizers,
                                  coverage_metrics, init_net, learning_rates, toy_modes)
-from gen_jax.core.sample import SampleOutput
+from gen_jax.core.sample import SampleOutput, SampleSpec
 from gen_jax.core.optim import apply_gradients
 from gen_jax.core.state import TrainState
 
@@ -220,8 +220,14 @@ class DDGAN(Method):
                          model_state={**ms, G: g_vars, D: d_vars}), metrics
 
   def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
-             labels: jax.Array | None = None) -> SampleOutput:
-    """T generator steps from x_{T-1} ~ N(0, I) with the EMA generator."""
+             spec: SampleSpec = SampleSpec()) -> SampleOutput:
+    """T generator steps from x_{T-1} ~ N(0, I) with the EMA generator.
+
+    A class-conditional model draws `spec.labels`, by default 0..K-1 cycled; no other
+    request is honoured.
+    """
+    spec.refuse_unsupported("ddgan", [])
+    labels = spec.labels
     if self.num_classes and labels is None:
       labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
     y = labels if self.num_classes else None
@@ -254,7 +260,7 @@ class DDGAN(Method):
     d_fake, _ = self.discriminate(state.params[D], ms[D], fake, x_t, t, y, train=False)
     out = {"d_real": d_real, "d_fake": d_fake}
     if self.modes is not None:
-      samples = self.sample(state, r_s, x0.shape[0], labels=y).samples
+      samples = self.sample(state, r_s, x0.shape[0], SampleSpec(labels=y)).samples
       _, dist = monitoring.nearest_mode(samples.reshape(samples.shape[0], -1),
                                         jnp.asarray(self.modes))
       out["high_quality"] = (dist < 3.0 * self.mode_std).astype(jnp.float32)

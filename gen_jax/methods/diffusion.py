@@ -30,6 +30,7 @@ the score the samplers integrate.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from typing import Any, Mapping
 
@@ -40,9 +41,9 @@ import optax
 
 from gen_jax import nets
 from gen_jax.core.optim import build_optimizer, learning_rate_schedule
-from gen_jax.core.sample import SampleOutput, SampleSpec
+from gen_jax.core.sample import SampleSpec
 from gen_jax.core.state import TrainState
-from gen_jax.diffusion import controllable, guidance, likelihood as likelihood_lib
+from gen_jax.diffusion import guidance, likelihood as likelihood_lib
 from gen_jax.diffusion.gaussian import PREDICTIONS, score_fn_of
 from gen_jax.diffusion.losses import LOSSES, WEIGHTINGS
 from gen_jax.diffusion.processes import SDE, SDES, VESDE, VPSDE, DiscreteVP
@@ -184,47 +185,18 @@ class Diffusion(Method):
       raise ValueError(f"guidance_scale={w} needs a class-conditional model; this one is "
                        "unconditional (method.class_conditional=False).")
     name = spec.sampler or self.sampler
-    kwargs = {**({} if self.clip_x0 is None else {"clip_x0": self.clip_x0}),
+    sampler = SAMPLERS.get(name)
+    takes_clip = "clip_x0" in inspect.signature(sampler).parameters
+    kwargs = {**({"clip_x0": self.clip_x0} if self.clip_x0 is not None and takes_clip else {}),
               **(self.sampler_kwargs if name == self.sampler else {}), **spec.sampler_options}
     shape = None if "init_noise" in kwargs else (num_samples, *self.example_shape)
-    out = SAMPLERS.get(name)(self.denoise_fn(state.ema_params, labels, w), self.process,
-                             rng=rng, shape=shape, prediction=self.sample_prediction, **kwargs)
+    out = sampler(self.denoise_fn(state.ema_params, labels, w), self.process,
+                  rng=rng, shape=shape, prediction=self.sample_prediction, **kwargs)
     samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
     evals = guidance.evals_per_step(labels, w)
     if isinstance(out, AdaptiveSampleOutput):
       return out.replace(samples=samples).scale_nfe(evals)
     return out.replace(samples=samples, nfe=out.nfe * evals)
-
-  def impute(self, state: TrainState, rng: jax.Array, *, kind: str, known: jax.Array,
-             mask: jax.Array | None = None, **pc_options) -> SampleOutput:
-    """Inpainting or colorization with the EMA parameters (`diffusion.controllable`).
-
-    Args:
-      kind: "inpaint" (keep `known` where `mask` is 1) or "colorize" (RGB images whose grey
-        level equals that of `known`).
-      known: [B, H, W, C] images in [-1, 1].
-      mask: inpainting only: 1 = known pixel, broadcastable to `known`.
-      **pc_options: predictor, corrector, snr, n_corrector_steps, num_steps, eps, denoise.
-
-    Returns:
-      SampleOutput with samples [B, H, W, C] in [-1, 1] and the NFE per sample.
-    """
-    if not isinstance(self.process, SDE):
-      raise ValueError(f"{kind} runs the predictor-corrector sampler of an SDE; this model's "
-                       f"process is a {type(self.process).__name__} (train a score_sde model).")
-    labels = (jnp.arange(known.shape[0], dtype=jnp.int32) % self.num_classes
-              if self.num_classes else None)
-    common = dict(rng=rng, prediction=self.sample_prediction, **pc_options)
-    denoise_fn = self.denoise_fn(state.ema_params, labels)
-    if kind == "inpaint":
-      out = controllable.pc_inpaint(denoise_fn, self.process, data=known, mask=mask, **common)
-    elif kind == "colorize":
-      out = controllable.pc_colorize(denoise_fn, self.process, gray=known, **common)
-    else:
-      raise ValueError(f"Unknown conditional sampling kind {kind!r}; choose inpaint or "
-                       "colorize.")
-    evals = guidance.evals_per_step(labels, self.guidance_scale)
-    return out.replace(samples=jnp.clip(out.samples, -1.0, 1.0), nfe=out.nfe * evals)
 
   def evaluate(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
     """Per-example test loss; DDPM's VLB bits/dim on chains of 8-bit images; with

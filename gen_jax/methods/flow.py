@@ -23,7 +23,7 @@ Vector data (data.source = "toy2d", [B, D]) is continuous: the loss and the metr
 negative log-likelihood in nats per example, with no dequantization.
 
 Sampling draws z ~ N(0, T^2 I) and inverts the flow; the temperature T defaults to
-`config.sample.temperature` and `sample(..., temperature=T)` overrides it.
+`config.sample.temperature` and `sample(..., SampleSpec(temperature=T))` overrides it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import optax
 
 from gen_jax.flows import Flow, build_flow
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
-from gen_jax.core.sample import SampleOutput
+from gen_jax.core.sample import SampleOutput, SampleSpec
 from gen_jax.core.optim import build_optimizer, learning_rate_schedule
 from gen_jax.core.state import TrainState
 
@@ -127,9 +127,13 @@ class FlowMethod(Method):
     return single_network_step(state, loss_fn, self.optimizer, self.lr_schedule)
 
   def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
-             temperature: float | None = None) -> SampleOutput:
-    """Inverts the flow (EMA parameters) on z ~ N(0, T^2 I); images are clipped to [-1, 1]."""
-    t = self.temperature if temperature is None else temperature
+             spec: SampleSpec = SampleSpec()) -> SampleOutput:
+    """Inverts the flow (EMA parameters) on z ~ N(0, T^2 I); images are clipped to [-1, 1].
+
+    T is `spec.temperature`, by default the configured one; flows are unconditional.
+    """
+    spec.refuse_unsupported("flow", ["temperature"])
+    t = self.temperature if spec.temperature is None else spec.temperature
     noise = jax.random.normal(rng, (num_samples, *self.data_shape), jnp.float32)
     x = self.flow.apply({"params": state.ema_params, **state.model_state}, noise, t,
                         method=Flow.sample_from_noise)

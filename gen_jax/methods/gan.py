@@ -67,7 +67,7 @@ from gen_jax.gan.adaptive_diffusion import AdaptiveDiffusion
 from gen_jax.gan.diffaugment import diff_augment, parse_policy
 from gen_jax.gan.losses import GAN_LOSSES
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics
-from gen_jax.core.sample import SampleOutput
+from gen_jax.core.sample import SampleOutput, SampleSpec
 from gen_jax.core.optim import apply_gradients, build_optimizer, learning_rate_schedule
 from gen_jax.core.state import TrainState
 
@@ -311,8 +311,14 @@ class GAN(Method):
     return new_state, metrics
 
   def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
-             labels: jax.Array | None = None) -> SampleOutput:
-    """Samples of the EMA generator (running batch statistics); labels cycle 0..K-1."""
+             spec: SampleSpec = SampleSpec()) -> SampleOutput:
+    """Samples of the EMA generator (running batch statistics).
+
+    A class-conditional generator draws `spec.labels`, by default 0..K-1 cycled; no other
+    request (temperature, truncation, ...) is honoured.
+    """
+    spec.refuse_unsupported("gan", [])
+    labels = spec.labels
     z, _ = self.latents(rng, num_samples)
     if self.num_classes and labels is None:
       labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
@@ -325,7 +331,7 @@ class GAN(Method):
     x = batch["image"]
     y = batch.get("label") if self.num_classes else None
     r_s, r_real, r_fake = jax.random.split(rng, 3)
-    samples = self.sample(state, r_s, x.shape[0], labels=y).samples
+    samples = self.sample(state, r_s, x.shape[0], SampleSpec(labels=y)).samples
     ms = state.model_state
     x_real, t_real = self.d_inputs(r_real, x, ms)
     x_fake, t_fake = self.d_inputs(r_fake, samples, ms)

@@ -49,7 +49,7 @@ stationarity of p_t (for 16-dimensional Gaussian data it inflated the sample var
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax
 import jax
@@ -239,6 +239,7 @@ def pc_sample(
     eps: float = 1e-3,
     denoise: bool = True,
     init_noise: Array | None = None,
+    project: Callable[[SDE, Array, Array, Array], Array] | None = None,
 ) -> SampleOutput:
   """Predictor-corrector sampling (paper Algorithm 1, 2, 3); nfe = n (1 + n_corrector_steps).
 
@@ -246,12 +247,15 @@ def pc_sample(
   predictor step ("reverse_diffusion", "ancestral" or "euler_maruyama"). num_steps must be
   sde.N (the default) for the reverse-diffusion and ancestral predictors. denoise_fn, process,
   rng, shape, prediction, init_noise: as every sampler (`gen_jax.samplers.base`).
+  project(sde, x, t [B], key) -> x, if given, runs after the prior draw and after every
+  predictor and corrector update (imputation: `diffusion.controllable.Imputation.project`).
   """
   sde = _sde_of(process, predictor if corrector == "none" else "pc")
   return _predictor_corrector(
       sde, score_fn_of(denoise_fn, sde, prediction), rng=rng, shape=shape,
       init_noise=init_noise, predictor=predictor, corrector=corrector, snr=snr,
-      n_corrector_steps=n_corrector_steps, num_steps=num_steps, eps=eps, denoise=denoise)
+      n_corrector_steps=n_corrector_steps, num_steps=num_steps, eps=eps, denoise=denoise,
+      project=None if project is None else functools.partial(project, sde))
 
 
 def _predictor_only(predictor: str, doc: str):

@@ -15,13 +15,15 @@ Inputs:
 
 Outputs samples/<kind>_<step>.npz ("images": the results, "inputs": the inputs as given,
 uint8 [N, H, W, C]) and samples/<kind>_<step>.png, a grid whose rows alternate inputs (unknown
-pixels black; grey for colorization) and results. The family must provide
-`impute(state, rng, kind=, known=, mask=, **pc_options)` (score SDEs do), with the options of
-config.sample.pc.
+pixels black; grey for colorization) and results. The family is asked, through its
+`sample`, for the "pc" sampler with the options of config.sample.pc and the imputation as
+the sampler's projection hook (`diffusion.controllable.Imputation`); score SDEs honour it,
+other families refuse the request by name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import jax
@@ -31,7 +33,9 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
+from gen_jax.core.sample import SampleSpec
 from gen_jax.data import transforms
+from gen_jax.diffusion import controllable
 from gen_jax.eval import images as images_lib
 from gen_jax.train.experiment import Experiment
 from gen_jax.core.state import TrainState
@@ -93,14 +97,17 @@ def load_mask(path: str, image_shape: tuple[int, int, int]) -> np.ndarray:
   return (mask > 127).astype(np.float32)[..., None]
 
 
+def sample_request(config: ml_collections.ConfigDict, base: SampleSpec) -> SampleSpec:
+  """`base` (the config's request) with the "pc" sampler and config.sample.pc's options;
+  `run` adds the imputation as the sampler's projection hook."""
+  return dataclasses.replace(base, sampler="pc",
+                             sampler_options=dict(config.sample.get("pc", {})))
+
+
 def run(config: ml_collections.ConfigDict, exp: Experiment, state: TrainState,
         step: int) -> str:
   """Inpaints or colours config.sample.condition.images; returns the .npz path written."""
   cond = config.sample.condition
-  if not hasattr(exp.method, "impute"):
-    raise ConditionInputError(
-        f"config.sample.condition.kind={cond.kind!r} needs a family that imputes (score SDEs); "
-        f"method {config.method.name!r} does not.")
   image_shape = tuple(exp.info.image_shape)
   if len(image_shape) != 3 or (cond.kind == "colorize" and image_shape[-1] != 3):
     raise ConditionInputError(f"{cond.kind} needs {'RGB ' if cond.kind == 'colorize' else ''}"
@@ -108,9 +115,17 @@ def run(config: ml_collections.ConfigDict, exp: Experiment, state: TrainState,
   inputs = load_images(cond.images, image_shape, int(config.sample.num_samples))
   mask = load_mask(cond.mask, image_shape) if cond.kind == "inpaint" else None
   known = jnp.asarray(transforms.to_float(inputs))
-  impute = jax.jit(lambda s, key, x: exp.method.impute(
-      s, key, kind=cond.kind, known=x, mask=mask, **dict(config.sample.pc)))
-  out = impute(state, jax.random.fold_in(exp.sample_key, step), known)
+
+  def impute(s, key, x):
+    imputation = (controllable.inpainting(x, mask) if cond.kind == "inpaint"
+                  else controllable.colorization(x))
+    spec = sample_request(config, exp.sample_spec)
+    spec = dataclasses.replace(spec, sampler_options={**spec.sampler_options,
+                                                      "project": imputation.project})
+    out = exp.method.sample(s, key, x.shape[0], spec)
+    return out.replace(samples=jnp.clip(imputation.finish(out.samples), -1.0, 1.0))
+
+  out = jax.jit(impute)(state, jax.random.fold_in(exp.sample_key, step), known)
   results = images_lib.to_uint8(np.asarray(out.samples))
   shown = inputs * mask.astype(np.uint8) if mask is not None else np.repeat(
       np.round(inputs.mean(-1, keepdims=True)).astype(np.uint8), 3, axis=-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -15,6 +16,7 @@ from absl import logging
 from gen_jax import data as data_lib
 from gen_jax.eval import images as images_lib
 from gen_jax.core import sharding as sharding_lib
+from gen_jax.core.sample import SampleSpec
 from gen_jax.train.experiment import Experiment
 from gen_jax.core.state import TrainState
 
@@ -85,18 +87,29 @@ def sample_figure(exp: Experiment, samples: np.ndarray) -> tuple[np.ndarray, int
 
 
 def generate(exp: Experiment, state: TrainState, num_samples: int, batch_size: int,
-             rng: jax.Array, **sample_kwargs) -> tuple[np.ndarray, int, float]:
+             rng: jax.Array, spec: SampleSpec | None = None) -> tuple[np.ndarray, int, float]:
   """Samples `num_samples` examples in batches; returns (samples, NFE per batch, samples/s).
 
   Samples are uint8 [N, H, W, C] images, or float32 [N, D] for vector data (toy2d).
-  `sample_kwargs` go to `method.sample` (e.g. temperature=0.7 for a flow).
+  `spec` is what `method.sample` is asked (default: the config's, `exp.sample_spec`); its
+  labels, if any, are int32 [num_samples], split over the batches.
   The samples/s figure excludes the first batch (compilation).
   """
+  spec = exp.sample_spec if spec is None else spec
   batch_size = min(batch_size, num_samples)
-  sample_fn = exp.sample_fn(batch_size, **sample_kwargs)
+  num_batches = math.ceil(num_samples / batch_size)
+  labels = None
+  if spec.labels is not None:
+    labels = np.asarray(spec.labels, np.int32)
+    if labels.shape != (num_samples,):
+      raise ValueError(f"The sampling request has labels of shape {list(labels.shape)}; "
+                       f"expected one per sample, [{num_samples}].")
+    labels = np.resize(labels, num_batches * batch_size).reshape(num_batches, batch_size)
+    spec = dataclasses.replace(spec, labels=labels[0])
+  sample_fn = exp.sample_fn(batch_size, spec)
   chunks, nfe, start, timed = [], 0, None, 0
-  for i in range(math.ceil(num_samples / batch_size)):
-    out = sample_fn(state, jax.random.fold_in(rng, i))
+  for i in range(num_batches):
+    out = sample_fn(state, jax.random.fold_in(rng, i), None if labels is None else labels[i])
     chunks.append(_to_host_samples(exp, out.samples))
     nfe = out.nfe
     if i == 0:

@@ -1,8 +1,9 @@
 """What every mode (train, sample, eval) sets up the same way for one run directory.
 
 `Experiment.create(config, workdir)` builds the mesh, the dataset description, the method,
-the checkpointer and the purpose-split PRNG keys, without touching data or compiling
-anything, so a notebook can build one and call `restore_or_init`, `method.sample`, ...
+the checkpointer, the purpose-split PRNG keys and the sampling request of the config (a
+`SampleSpec`, checked against the family), without touching data or compiling anything,
+so a notebook can build one and call `restore_or_init`, `method.sample`, ...
 """
 
 from __future__ import annotations
@@ -20,10 +21,34 @@ from absl import logging
 from jax.sharding import Mesh
 
 from gen_jax import data as data_lib
+from gen_jax.core.sample import SampleSpec
 from gen_jax.methods.base import Method, build_method
 from gen_jax.core import sharding as sharding_lib
 from gen_jax.train.checkpoint import Checkpointer, config_diff
 from gen_jax.core.state import TrainState
+
+
+def sample_spec_from_config(sample: ml_collections.ConfigDict) -> SampleSpec:
+  """The sampling request of `config.sample`: its temperature, guidance_scale, truncation.
+
+  An absent or None field requests nothing (the family's default), and so does
+  guidance_scale 0, the unguided model that every family samples anyway.
+  """
+  get = lambda name: None if sample.get(name) is None else float(sample.get(name))
+  return SampleSpec(temperature=get("temperature"), guidance_scale=get("guidance_scale") or None,
+                    truncation=get("truncation"))
+
+
+def _cache_key(num_samples: int, spec: SampleSpec):
+  """A hashable key of (num_samples, spec without its labels), or None when a sampler
+  option is not hashable (e.g. an array of init noise)."""
+  key = (num_samples, spec.labels is not None, spec.temperature, spec.guidance_scale,
+         spec.truncation, spec.sampler, tuple(sorted(dict(spec.sampler_options).items())))
+  try:
+    hash(key)
+  except TypeError:
+    return None
+  return key
 
 
 @dataclasses.dataclass
@@ -32,7 +57,8 @@ class Experiment:
 
   Keys are split by purpose from `jax.random.key(config.seed)`: `init_key` for parameters,
   `loop_key` (folded with the step inside the train step), `sample_key` for sample grids
-  and `eval_key` for evaluation.
+  and `eval_key` for evaluation. `sample_spec` is what config.sample asks of
+  `method.sample` (grids, --mode=sample, sample metrics).
   """
 
   config: ml_collections.ConfigDict
@@ -46,6 +72,7 @@ class Experiment:
   loop_key: jax.Array
   sample_key: jax.Array
   eval_key: jax.Array
+  sample_spec: SampleSpec = SampleSpec()
   _sample_fns: dict = dataclasses.field(default_factory=dict, repr=False)
 
   @classmethod
@@ -56,16 +83,18 @@ class Experiment:
     train_source, info = data_lib.build_source(config.data, "train")
     method = build_method(config, info)
     root = jax.random.key(config.seed)
+    exp = cls(config=config, workdir=workdir, mesh=mesh, method=method, info=info,
+              train_source=train_source, checkpointer=None,
+              init_key=jax.random.fold_in(root, 0), loop_key=jax.random.fold_in(root, 1),
+              sample_key=jax.random.fold_in(root, 2), eval_key=jax.random.fold_in(root, 3),
+              sample_spec=sample_spec_from_config(config.sample))
+    exp.check_sample_spec(exp.sample_spec)  # before the checkpointer touches the workdir
     t = config.trainer
-    checkpointer = Checkpointer(workdir / "checkpoints", keep_last=t.keep_last_checkpoints,
-                                keep_every=t.keep_checkpoint_every_steps or None,
-                                asynchronous=t.async_checkpointing,
-                                config=json.loads(config.to_json_best_effort()))
-    return cls(config=config, workdir=workdir, mesh=mesh, method=method, info=info,
-               train_source=train_source,
-               checkpointer=checkpointer, init_key=jax.random.fold_in(root, 0),
-               loop_key=jax.random.fold_in(root, 1), sample_key=jax.random.fold_in(root, 2),
-               eval_key=jax.random.fold_in(root, 3))
+    exp.checkpointer = Checkpointer(workdir / "checkpoints", keep_last=t.keep_last_checkpoints,
+                                    keep_every=t.keep_checkpoint_every_steps or None,
+                                    asynchronous=t.async_checkpointing,
+                                    config=json.loads(config.to_json_best_effort()))
+    return exp
 
   def train_iterator(self):
     """The training data iterator (this process's rows of each global batch)."""
@@ -92,20 +121,46 @@ class Experiment:
     init = jax.jit(self.method.init, out_shardings=sharding_lib.replicated(self.mesh))
     return init(self.init_key, first_batch)
 
-  def sample_fn(self, num_samples: int, **sample_kwargs):
-    """Jitted (state, rng) -> SampleOutput for `num_samples` images, built once per size.
+  def check_sample_spec(self, spec: SampleSpec) -> None:
+    """Raises the family's UnsupportedSampleRequest for a request it cannot honour.
 
-    `sample_kwargs` (e.g. a flow's `temperature=0.7`) go to `method.sample` as static
-    values. The samples are sharded over the devices when their number divides evenly.
+    Traces `method.sample` on abstract values (nothing restored, compiled or computed), so
+    a refused request stops a run before any work; a spec that requests nothing is free.
     """
-    key = (num_samples, tuple(sorted(sample_kwargs.items())))
-    if key not in self._sample_fns:
+    if not spec.requested():
+      return
+    n = 1 if spec.labels is None else len(spec.labels)
+    jax.eval_shape(lambda state, rng: self.method.sample(state, rng, n, spec),
+                   self.abstract_state(), self.sample_key)
+
+  def sample_fn(self, num_samples: int, spec: SampleSpec | None = None):
+    """Jitted (state, rng, labels=None) -> SampleOutput of `num_samples` samples.
+
+    `spec` (default: the config's `sample_spec`) goes to `method.sample` as static values,
+    except its labels, int32 [num_samples], which are an argument (the spec's own labels
+    when not given). Built once per size and request. The samples are sharded over the
+    devices when their number divides evenly.
+    """
+    spec = self.sample_spec if spec is None else spec
+    key = _cache_key(num_samples, spec)
+    if key is None or key not in self._sample_fns:
       n_dev = self.mesh.devices.size
-      out = (sharding_lib.batch_sharding(self.mesh) if num_samples % n_dev == 0
-             else sharding_lib.replicated(self.mesh))
-      self._sample_fns[key] = jax.jit(
-          lambda state, rng: self.method.sample(state, rng, num_samples, **sample_kwargs),
-          in_shardings=(sharding_lib.replicated(self.mesh),) * 2, out_shardings=out)
+      rep = sharding_lib.replicated(self.mesh)
+      out = (sharding_lib.batch_sharding(self.mesh) if num_samples % n_dev == 0 else rep)
+      if spec.labels is None:
+        jitted = jax.jit(lambda state, rng: self.method.sample(state, rng, num_samples, spec),
+                         in_shardings=(rep, rep), out_shardings=out)
+        fn = lambda state, rng, labels=None: jitted(state, rng)
+      else:
+        jitted = jax.jit(
+            lambda state, rng, labels: self.method.sample(
+                state, rng, num_samples, dataclasses.replace(spec, labels=labels)),
+            in_shardings=(rep, rep, rep), out_shardings=out)
+        fn = lambda state, rng, labels=None: jitted(
+            state, rng, spec.labels if labels is None else labels)
+      if key is None:
+        return fn
+      self._sample_fns[key] = fn
     return self._sample_fns[key]
 
   def restore(self, data_iterator: Any = None) -> tuple[TrainState, int] | None:

@@ -7,7 +7,7 @@ evaluate, checkpoint). Family-specific work happens only inside `method.update`.
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import pathlib
 import time
 
@@ -27,6 +27,7 @@ from gen_jax.core import sharding as sharding_lib
 from gen_jax.train import step as step_lib
 from gen_jax.train import writers
 from gen_jax.train.experiment import Experiment, write_config
+from gen_jax.core.sample import SampleSpec
 from gen_jax.core.state import TrainState
 
 
@@ -150,19 +151,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   return state
 
 
-def _sample_variants(config: ml_collections.ConfigDict, method) -> list[tuple[dict, str]]:
-  """[(method.sample keyword arguments, file-name suffix)]: one per config.sample.temperatures.
-
-  Without `temperatures` (or with an empty tuple) there is one variant with no arguments.
-  """
+def sample_variants(config: ml_collections.ConfigDict,
+                    base: SampleSpec) -> list[tuple[SampleSpec, str]]:
+  """[(sampling request, file-name suffix)]: `base` (the config's request) with each of
+  config.sample.temperatures, or `base` alone when that tuple is empty."""
   temperatures = tuple(config.sample.get("temperatures", ()) or ())
   if not temperatures:
-    return [({}, "")]
-  if "temperature" not in inspect.signature(method.sample).parameters:
-    raise ValueError(
-        f"config.sample.temperatures is set, but the {config.method.name!r} family samples "
-        "without a temperature; remove the field (temperatures apply to flows).")
-  return [({"temperature": float(t)}, f"_T{float(t):g}") for t in temperatures]
+    return [(base, "")]
+  return [(dataclasses.replace(base, temperature=float(t)), f"_T{float(t):g}")
+          for t in temperatures]
 
 
 def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> str:
@@ -173,19 +170,32 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
   [N, D] for vector data). With config.sample.temperatures (flows), one pair of files per
   temperature T, named final_<step>_T<T>.*, all from the same noise. Returns the first
   .npz path.
+
+  Raises UnsupportedSampleRequest, before restoring anything, when the family cannot
+  honour a request of config.sample (temperature(s), guidance_scale, truncation).
   """
   exp = Experiment.create(config, workdir)
+  cfg = config.sample
+  conditional = cfg.get("condition") and cfg.condition.kind != "none"
+  variants = sample_variants(config, exp.sample_spec)
+  try:
+    if conditional:
+      exp.check_sample_spec(conditional_sampling.sample_request(config, exp.sample_spec))
+    else:
+      for spec, _ in variants:
+        exp.check_sample_spec(spec)
+  except ValueError:
+    exp.checkpointer.close()
+    raise
   state, step = exp.restore_or_fail()
   exp.checkpointer.close()
-  cfg = config.sample
-  if cfg.get("condition") and cfg.condition.kind != "none":
+  if conditional:
     return conditional_sampling.run(config, exp, state, step)
   out = exp.workdir / "samples"
   paths = []
-  for sample_kwargs, suffix in _sample_variants(config, exp.method):
+  for spec, suffix in variants:
     images, nfe, rate = evaluation.generate(exp, state, cfg.num_samples, cfg.batch_size,
-                                            jax.random.fold_in(exp.sample_key, step),
-                                            **sample_kwargs)
+                                            jax.random.fold_in(exp.sample_key, step), spec)
     npz = out / f"final_{step}{suffix}.npz"
     if jax.process_index() == 0:
       out.mkdir(parents=True, exist_ok=True)
@@ -195,9 +205,10 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
       images_lib.save_png(out / f"final_{step}{suffix}.png", figure, upscale=upscale)
     speed = (f"{rate:.2f} images/s" if np.isfinite(rate) else "speed not measured: one "
              "batch, whose time includes compilation")
+    requests = {name: getattr(spec, name) for name in spec.requested()}
     logging.info("Sampled %d images with %s%s (%d network evaluations per image, %s) from "
                  "the checkpoint at step %d into %s.", len(images), cfg.sampler,
-                 sample_kwargs or "", nfe, speed, step, npz)
+                 f" {requests}" if requests else "", nfe, speed, step, npz)
     paths.append(str(npz))
   return paths[0]
 

@@ -51,6 +51,7 @@ from absl import logging
 from gen_jax.eval import features as features_lib
 from gen_jax.eval import metrics as metrics_lib
 from gen_jax.eval import stats as stats_lib
+from gen_jax.core.sample import SampleSpec
 from gen_jax.train import evaluation
 from gen_jax.train.experiment import Experiment
 from gen_jax.core.state import TrainState
@@ -78,8 +79,9 @@ def _jsonable(value: Any) -> Any:
   return str(value)
 
 
-def sampler_settings(method: Any) -> dict[str, Any]:
-  """How `method.sample` draws samples: its sampler name and settings, as it holds them.
+def sampler_settings(method: Any, spec: SampleSpec = SampleSpec()) -> dict[str, Any]:
+  """How `method.sample` draws samples: its sampler name and settings, as it holds them,
+  then what `spec` requests instead (temperature, guidance_scale, truncation, ...).
 
   E.g. {"family": "DDPM", "sampler": "ddim", "num_steps": 50, "eta": 0.0,
   "guidance_scale": 0.0, "clip_x0": True}; a flow gives its temperature, a GAN only its
@@ -93,6 +95,12 @@ def sampler_settings(method: Any) -> dict[str, Any]:
         out.update(_jsonable(dict(value or {})))
       else:
         out[name] = _jsonable(value)
+  for name in spec.requested():
+    value = getattr(spec, name)
+    if name == "sampler_options":
+      out.update(_jsonable(dict(value)))
+    else:
+      out[name] = _jsonable(value)
   return out
 
 
@@ -229,6 +237,9 @@ class SampleEvaluator:
     if partial_dir is not None:
       meta = {"num_samples": num_samples, "batch_size": batch_size, "seed": exp.config.seed,
               "protocol": self.extractor.protocol}
+      spec = exp.sample_spec
+      if spec.requested():  # chunks drawn at another temperature etc. are not reused
+        meta["sample_request"] = {k: _jsonable(getattr(spec, k)) for k in spec.requested()}
       meta_path = partial_dir / "meta.json"
       if meta_path.is_file() and json.loads(meta_path.read_text()) != json.loads(json.dumps(meta)):
         logging.warning("Discarding %s: it was written by a different evaluation setup.",
@@ -311,7 +322,7 @@ class SampleEvaluator:
         "counts": {"reference": ref_count, "samples": int(num_samples)},
         "num_samples": int(num_samples),
         "sample_batch_size": batch_size,
-        "sampler": sampler_settings(exp.method),
+        "sampler": sampler_settings(exp.method, exp.sample_spec),
         "nfe_per_sample": self.nfe,
         "params": "ema",
         "pr_k": int(cfg.get("pr_k", 3)), "dc_k": int(cfg.get("dc_k", 5)),

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from gen_jax import data as data_lib
+from gen_jax.core.sample import SampleSpec
 from gen_jax.data import DatasetInfo
 from gen_jax.data.toy import TOY_DISTRIBUTIONS
 from gen_jax.methods.flow import bits_per_dim, build_flow_method, reduce_bits
@@ -71,8 +72,8 @@ def test_identity_flow_bits_per_dim_matches_the_standard_normal_closed_form():
   nll = 0.5 * jnp.sum(x.reshape(4, -1) ** 2, axis=1) + 0.5 * d * math.log(2 * math.pi)
   np.testing.assert_allclose(bpd, (nll + d * math.log(128.0)) / (d * math.log(2.0)), rtol=1e-5)
   # Temperature 0 samples are the inverse at z = 0, the same for every key.
-  s1 = method.sample(state, _key(4), 3, temperature=0.0).samples
-  s2 = method.sample(state, _key(5), 3, temperature=0.0).samples
+  s1 = method.sample(state, _key(4), 3, SampleSpec(temperature=0.0)).samples
+  s2 = method.sample(state, _key(5), 3, SampleSpec(temperature=0.0)).samples
   np.testing.assert_array_equal(s1, s2)
   np.testing.assert_array_equal(s1, 0.0)
   assert method.sample(state, _key(4), 3).samples.shape == (3, 8, 8, 1)

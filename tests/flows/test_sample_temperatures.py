@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from gen_jax.core.sample import UnsupportedSampleRequest
 from gen_jax.train import loop
 from gen_jax.train.experiment import Experiment
 from tests.train.helpers import load_config
@@ -26,10 +27,20 @@ def test_flow_sample_mode_writes_one_file_per_temperature(tmp_path):
   assert warm.std(axis=0).min() > 0.1
 
 
-def test_temperatures_are_refused_for_a_family_without_them(tmp_path):
-  c = load_config("ddpm/toy_eight_gaussians.py")
-  c.unlock()  # DDPM configs have no such field: a locked one already refuses it by name
+@pytest.mark.parametrize("config", ["ddpm/toy_eight_gaussians.py", "gan/toy_eight_gaussians.py"])
+def test_temperatures_are_refused_by_a_family_without_them_before_any_work(config, tmp_path):
+  """The workdir has no checkpoint: the family's refusal comes before the restore."""
+  c = load_config(config)
   c.sample.temperatures = (0.5,)
-  method = Experiment.create(c, tmp_path).method
-  with pytest.raises(ValueError, match="temperatures apply to flows"):
-    loop._sample_variants(c, method)  # pylint: disable=protected-access
+  family = c.method.name
+  with pytest.raises(UnsupportedSampleRequest,
+                     match=rf"'{family}' family cannot honour .*temperature"):
+    loop.run_sample(c, tmp_path)
+  assert not (tmp_path / "samples").exists()
+
+
+def test_a_request_of_the_config_is_refused_when_the_run_is_set_up(tmp_path):
+  c = load_config("gan/toy_eight_gaussians.py")
+  c.sample.truncation = 0.7
+  with pytest.raises(UnsupportedSampleRequest, match=r"'gan' family cannot honour .*truncation"):
+    Experiment.create(c, tmp_path)
