@@ -15,7 +15,8 @@ from configs import common
 SMOKE_MODELS = {
     "vae_mlp": dict(encoder_features=(16,), decoder_features=(16,)),
     "vae_conv": dict(channels=(8, 16), hidden=32, latent_dim=4),
-    "autoencoder_kl": dict(ch=8, num_res_blocks=1),
+    # f = 2 and no attention: the smallest first stage to compile (latents H/2 x W/2).
+    "autoencoder_kl": dict(ch=8, ch_mult=(1, 2), num_res_blocks=1, attention=False),
 }
 
 

@@ -225,15 +225,19 @@ class LogisticMixture(Likelihood):
     return _sum_per_example(dl.log_prob(x, out, num_mix=self.num_mix, num_bins=self.num_bins))
 
   def mean(self, out, params):
-    """The mixture's mean per channel, later RGB channels conditioned on earlier means."""
+    """The mixture's mean per channel before discretization and clipping to [-1, 1] (then
+    clipped): sum_k pi_k m_k, with RGB means conditioned inside each component k
+    (m_g = mu_g + a mu_r, m_b = mu_b + b mu_r + c m_g)."""
     del params
     channels = 3 if out.shape[-1] == dl.num_params(3, self.num_mix) else 1
     logits, means, _, coeffs = dl.unpack(out, channels, self.num_mix)
-    weights = jax.nn.softmax(logits, axis=-1)[..., None, :]
-    x = jnp.sum(weights * means, -1)  # unconditional channel means [..., C]
     if channels == 3:
-      x = jnp.sum(weights * dl.conditional_means(means, coeffs, x), -1)
-    return jnp.clip(x, -1.0, 1.0)
+      r = means[..., 0, :]
+      g = means[..., 1, :] + coeffs[..., 0, :] * r
+      b = means[..., 2, :] + coeffs[..., 1, :] * r + coeffs[..., 2, :] * g
+      means = jnp.stack([r, g, b], axis=-2)
+    weights = jax.nn.softmax(logits, axis=-1)[..., None, :]
+    return jnp.clip(jnp.sum(weights * means, -1), -1.0, 1.0)
 
   def sample(self, rng, out, params):
     del params

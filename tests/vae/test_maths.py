@@ -69,6 +69,22 @@ def test_discretized_logistic_mixture_sums_to_one_over_the_bins(channels, num_bi
   np.testing.assert_allclose(total, 1.0, rtol=1e-4)
 
 
+def test_rgb_logistic_mixture_mean_and_samples():
+  """The mixture's mean (channel-conditional) is the mean of its exact samples, for narrow
+  components well inside [-1, 1] (so that clipping and the grid change nothing)."""
+  lik = likelihoods.build_likelihood("logistic_mixture", num_mix=2)
+  rng = np.random.default_rng(4)
+  rows = [np.concatenate([rng.uniform(-0.3, 0.3, 2), [-4.0, -4.0], rng.uniform(-0.5, 0.5, 2)])
+          for _ in range(3)]  # per channel: means (K), log scales (K), coefficients (K)
+  params = np.concatenate([[0.3, -0.2], np.concatenate(rows)]).astype(np.float32)
+  out = jnp.broadcast_to(params, (40_000, params.shape[0]))
+  mean, draws = jax.jit(lambda o: (lik.mean(o[:1], {}), lik.sample(jax.random.key(6), o, {})))(
+      out)
+  assert draws.shape == (40_000, 3)
+  # Standard error of the sample mean: <= 0.3 / 200 = 0.0015 per channel.
+  np.testing.assert_allclose(mean[0], draws.mean(0), atol=0.008)
+
+
 def test_bernoulli_gaussian_laplace_log_probs_are_scipy_s():
   rng = np.random.default_rng(2)
   x = rng.uniform(-1, 1, size=(2, 4, 4, 1)).astype(np.float32)
