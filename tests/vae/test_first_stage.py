@@ -54,6 +54,15 @@ def test_load_first_stage_restores_the_run_and_its_latent_scale(trained):
   del logvar
 
 
+def test_sample_mode_writes_samples_reconstructions_and_traversals(trained):
+  workdir, _, config = trained
+  npz = loop.run_sample(config, workdir)
+  step = config.num_train_steps
+  assert np.load(npz)["images"].shape == (config.sample.num_samples, *DIGITS)
+  for name in ("reconstructions", "traversal"):
+    assert (workdir / "samples" / f"{name}_{step}.png").is_file()
+
+
 def test_refusals_name_the_problem(trained, tmp_path):
   workdir, _, config = trained
   with pytest.raises(FirstStageError, match="does not exist"):
