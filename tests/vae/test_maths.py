@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from gen_jax.methods import METHODS
+from gen_jax.nets import NETS
 from gen_jax.vae import gaussian, likelihoods
 from gen_jax.vae.regularizers import KLPenalty
 
@@ -131,3 +133,9 @@ def test_kl_penalty_schedules():
                              [2.0 * 3.2, 2.0 * (5.0 - 3.2), 2.0 * (10.0 - 3.2)], rtol=1e-6)
   with pytest.raises(ValueError, match="exclusive"):
     KLPenalty(capacity_max=1.0, free_bits=0.1)
+
+
+def test_registries_hold_the_vae_pieces():
+  assert set(likelihoods.LIKELIHOODS) == {"bernoulli", "gaussian", "laplace", "logistic_mixture"}
+  assert "vae" in METHODS
+  assert {"vae_mlp", "vae_conv", "autoencoder_kl"} <= set(NETS)
