@@ -8,6 +8,8 @@ pure functions of arrays:
   update(state, batch, rng)     -> (TrainState, metrics)   one optimisation step
   sample(state, rng, n, spec)   -> SampleOutput             images in [-1, 1], NFE
   evaluate(state, batch, rng)   -> per-example metrics      e.g. loss, bits/dim
+  summarize_eval(results)       -> results      split averages -> reported metrics (optional)
+  figures(state, batch, rng)    -> {name: (images, columns)}  extra PNG grids (optional)
 
 `update` owns everything family-specific: a GAN alternates its discriminator and
 generator steps with two optimisers inside it; a flow returns its exact NLL as the loss.
@@ -66,6 +68,21 @@ class Method(abc.ABC):
 
   def evaluate(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
     """Per-example evaluation metrics, each of shape [B]. Default: none."""
+    del state, batch, rng
+    return {}
+
+  def summarize_eval(self, results: dict[str, float]) -> dict[str, float]:
+    """The reported metrics from the split averages of `evaluate` (host floats).
+
+    For metrics that are not averages: a family returns per-example moments from
+    `evaluate` and combines them here (e.g. a VAE's active units). Default: unchanged.
+    """
+    return results
+
+  def figures(self, state: TrainState, batch: Batch, rng: jax.Array) -> dict[str, Any]:
+    """Extra image grids from an evaluation batch, {name: (images [N, H, W, C] in [-1, 1],
+    number of columns)}, written by --mode=sample and --mode=eval as PNGs (e.g. a VAE's
+    reconstructions). Default: none."""
     del state, batch, rng
     return {}
 

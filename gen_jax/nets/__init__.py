@@ -13,6 +13,7 @@ from typing import Any, Callable
 import flax.linen as nn
 
 from gen_jax.nets import gan
+from gen_jax.nets.autoencoder_kl import AutoencoderKL
 from gen_jax.nets.classifier import ClassifierCNN
 from gen_jax.nets.flow_conditioners import ConvConditioner, MLPConditioner, ResNetConditioner
 from gen_jax.nets.layers import (AttentionBlock, Downsample, ResnetBlock, Upsample,
@@ -22,6 +23,7 @@ from gen_jax.nets.ncsnpp import NCSNpp
 from gen_jax.nets.pixelcnn import GatedPixelCNN, PixelCNN
 from gen_jax.nets.pixelcnn_pp import PixelCNNpp
 from gen_jax.nets.unet import TinyUNet, UNet, tiny_unet_kwargs
+from gen_jax.nets.vae import ConvVAE, MLPVAE
 from gen_jax.nets.wavenet import WaveNet
 from gen_jax.core.registry import Registry
 
@@ -45,6 +47,9 @@ NETS.add("sngan_generator", gan.SNGANGenerator)
 NETS.add("sngan_discriminator", gan.SNGANDiscriminator)
 NETS.add("ddgan_mlp", gan.DDGANMLP)
 NETS.add("ddgan_unet", gan.DDGANUNet)
+NETS.add("vae_mlp", MLPVAE)
+NETS.add("vae_conv", ConvVAE)
+NETS.add("autoencoder_kl", AutoencoderKL)
 
 
 def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:

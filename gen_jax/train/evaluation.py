@@ -63,7 +63,7 @@ def evaluate_split(exp: Experiment, state: TrainState, eval_step=None,
   n = sums.pop("num_examples", 0.0)
   if n == 0:
     raise ValueError("The evaluation split is empty; check data.eval_split / data.eval_path.")
-  results = {k: v / n for k, v in sums.items()}
+  results = exp.method.summarize_eval({k: v / n for k, v in sums.items()})
   results["num_examples"] = int(n)
   return results
 
@@ -134,6 +134,28 @@ def write_sample_grid(exp: Experiment, state: TrainState, step: int, writer=None
     writer.write_images(step, {"samples": grid[None]})
   logging.info("Wrote %d samples (%d network evaluations each) to %s", n, nfe, path)
   return str(path)
+
+
+def write_method_figures(exp: Experiment, state: TrainState, step: int) -> list[str]:
+  """Writes the method's `figures` of the first evaluation batch to samples/<name>_<step>.png.
+
+  Returns the paths written (none for a family without figures).
+  """
+  cfg = exp.config
+  iterator, _ = data_lib.build_eval_iterator_from_config(
+      cfg.data, global_batch_size=cfg.eval.batch_size or cfg.batch_size)
+  batch = sharding_lib.make_global_batch(next(iter(iterator)), exp.mesh)
+  figures = jax.jit(exp.method.figures)(state, batch, exp.eval_key)
+  paths = []
+  for name, (images, num_cols) in figures.items():
+    path = exp.workdir / "samples" / f"{name}_{step}.png"
+    if jax.process_index() == 0:
+      grid = images_lib.make_grid(np.asarray(sharding_lib.to_host(images)), int(num_cols))
+      images_lib.save_png(path, grid, upscale=max(1, 128 // exp.info.image_shape[0]))
+    paths.append(str(path))
+  if paths:
+    logging.info("Wrote %s", ", ".join(paths))
+  return paths
 
 
 def write_eval_results(exp: Experiment, step: int, results: dict[str, Any],

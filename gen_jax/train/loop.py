@@ -210,6 +210,7 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
                  "the checkpoint at step %d into %s.", len(images), cfg.sampler,
                  f" {requests}" if requests else "", nfe, speed, step, npz)
     paths.append(str(npz))
+  evaluation.write_method_figures(exp, state, step)
   return paths[0]
 
 
@@ -233,6 +234,7 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
         state, step, int(config.eval.num_samples), resumable=True)
     results.update(sample_results)
   path = evaluation.write_eval_results(exp, step, results, protocol)
+  evaluation.write_method_figures(exp, state, step)
   if sample_evaluator.enabled:
     sample_evaluator.discard_partial(step)
   writer = writers.create_writer(config, exp.workdir, asynchronous=False)

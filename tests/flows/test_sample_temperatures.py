@@ -27,12 +27,13 @@ def test_flow_sample_mode_writes_one_file_per_temperature(tmp_path):
   assert warm.std(axis=0).min() > 0.1
 
 
-@pytest.mark.parametrize("config", ["ddpm/toy_eight_gaussians.py", "gan/toy_eight_gaussians.py"])
-def test_temperatures_are_refused_by_a_family_without_them_before_any_work(config, tmp_path):
+@pytest.mark.parametrize("config,family", [("ddpm/toy_eight_gaussians.py", "diffusion"),
+                                           ("gan/toy_eight_gaussians.py", "gan")])
+def test_temperatures_are_refused_by_a_family_without_them_before_any_work(config, family,
+                                                                          tmp_path):
   """The workdir has no checkpoint: the family's refusal comes before the restore."""
   c = load_config(config)
   c.sample.temperatures = (0.5,)
-  family = c.method.name
   with pytest.raises(UnsupportedSampleRequest,
                      match=rf"'{family}' family cannot honour .*temperature"):
     loop.run_sample(c, tmp_path)
