@@ -14,6 +14,7 @@ import flax.linen as nn
 
 from gen_jax.nets import gan
 from gen_jax.nets.classifier import ClassifierCNN
+from gen_jax.nets.cyclegan import PatchDiscriminator, ResnetGenerator
 from gen_jax.nets.flow_conditioners import ConvConditioner, MLPConditioner, ResNetConditioner
 from gen_jax.nets.layers import (AttentionBlock, Downsample, ResnetBlock, Upsample,
                                  timestep_embedding)
@@ -45,6 +46,8 @@ NETS.add("sngan_generator", gan.SNGANGenerator)
 NETS.add("sngan_discriminator", gan.SNGANDiscriminator)
 NETS.add("ddgan_mlp", gan.DDGANMLP)
 NETS.add("ddgan_unet", gan.DDGANUNet)
+NETS.add("cyclegan_resnet_generator", ResnetGenerator)
+NETS.add("patchgan_discriminator", PatchDiscriminator)
 
 
 def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:

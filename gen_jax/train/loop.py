@@ -25,6 +25,7 @@ from gen_jax.train import preemption
 from gen_jax.train import sample_metrics
 from gen_jax.core import sharding as sharding_lib
 from gen_jax.train import step as step_lib
+from gen_jax.train import translation
 from gen_jax.train import writers
 from gen_jax.train.experiment import Experiment, write_config
 from gen_jax.core.state import TrainState
@@ -178,6 +179,8 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
   state, step = exp.restore_or_fail()
   exp.checkpointer.close()
   cfg = config.sample
+  if hasattr(exp.method, "translate"):  # image-to-image families (CycleGAN)
+    return translation.run(config, exp, state, step)
   if cfg.get("condition") and cfg.condition.kind != "none":
     return conditional_sampling.run(config, exp, state, step)
   out = exp.workdir / "samples"
