@@ -53,7 +53,6 @@ def cyclegan_config(*, image_size: int, epoch_size: int) -> ml_collections.Confi
     c.data[field] = ""  # unpaired_folders
   c.data.split_a, c.data.split_b = "trainA", "trainB"  # unpaired_tfds
   c.data.eval_split_a, c.data.eval_split_b = "testA", "testB"
-  c.sample.sampler = "translate"
   c.sample.inputs_a = ""  # --mode=sample: a folder of domain-A images ("": eval split)
   c.sample.inputs_b = ""  # the same for domain B
   c.sample.num_samples = 16

@@ -191,6 +191,9 @@ def make_train_iterator(source: Any, *, global_batch_size: int, seed: int,
 
   Args:
     source: random-access source (len, [i] -> {"image": uint8 [H,W,C], "label": int}).
+      A source with `domains` (unpaired data, `sources.UnpairedSource`) yields
+      {"image_a", "image_b", "label"}, each domain reshuffled on its own
+      (`_independent_domains`).
     global_batch_size: B, the batch summed over all processes; must divide by the process
       count and be at most len(source).
     seed: the only input that determines the stream (shuffle order and augmentation).

@@ -144,6 +144,10 @@ class PatchDiscriminator(nn.Module):
     del train
     if x.ndim != 4:
       raise ValueError(f"PatchDiscriminator expects images [B, H, W, C], got {x.shape}.")
+    if min(patch_grid(x.shape[1], self.num_layers), patch_grid(x.shape[2], self.num_layers)) < 1:
+      raise ValueError(f"Images of {x.shape[1]}x{x.shape[2]} are too small for a PatchGAN with "
+                       f"num_layers={self.num_layers} (no patch is left); use larger images "
+                       "or fewer layers.")
     pad = ((1, 1), (1, 1))
     h = nn.leaky_relu(_conv(self.ndf, 4, 2, pad, "conv_0", self.dtype)(x), 0.2)
     for n in range(1, self.num_layers + 1):
@@ -153,6 +157,13 @@ class PatchDiscriminator(nn.Module):
       h = nn.leaky_relu(instance_norm(h), 0.2)
     h = _conv(1, 4, 1, pad, "conv_out", self.dtype)(h)
     return h.astype(jnp.float32)
+
+
+def patch_grid(size: int, num_layers: int = 3) -> int:
+  """Logits per side for an input side of `size`: num_layers halvings, then two -1 convs."""
+  for _ in range(num_layers):
+    size //= 2  # 4x4 stride 2, pad 1
+  return size - 2
 
 
 def receptive_field(num_layers: int = 3) -> int:

@@ -21,7 +21,7 @@ from gen_jax.methods import build_method
 from gen_jax.methods import cyclegan as cyclegan_lib
 from gen_jax.methods.gan import build_optimizers
 from gen_jax.nets import build_net
-from gen_jax.nets.cyclegan import instance_norm, receptive_field
+from gen_jax.nets.cyclegan import instance_norm, patch_grid, receptive_field
 from gen_jax.train import step as step_lib
 from tests.train.helpers import (REPO, assert_trees_close, host_tree, load_config,
                                  write_image_folder)
@@ -158,7 +158,7 @@ def test_resnet_generator_and_patchgan_shapes_and_receptive_field():
   y = g.apply(params, x)
   assert y.shape == x.shape and float(jnp.max(jnp.abs(y))) <= 1.0
   with pytest.raises(ValueError, match="divisible by 4"):
-    g.apply(params, x[:, :30])
+    g.apply(params, x[:, :14])
 
   h = instance_norm(x * 3 + 2)
   np.testing.assert_allclose(jnp.mean(h, axis=(1, 2)), 0.0, atol=1e-5)
@@ -168,6 +168,9 @@ def test_resnet_generator_and_patchgan_shapes_and_receptive_field():
   image = _images(jax.random.key(2), 1, (96, 96, 1))
   logits = d.apply(d.init(jax.random.key(3), image), image)
   assert logits.shape == (1, 10, 10, 1)  # 96 -> 48 -> 24 -> 12 -> 11 -> 10
+  assert patch_grid(96) == 10 and patch_grid(256) == 30
+  with pytest.raises(ValueError, match="too small"):
+    d.init(jax.random.key(3), image[:, :16, :16])  # 16 -> 8 -> 4 -> 2 -> 1 -> 0
   # The convolutions' window per logit (instance norm adds the image-wide statistics).
   assert receptive_field(3) == 70 and receptive_field(1) == 16
 
@@ -211,6 +214,7 @@ def _tiny_config(batch=8):
   c.data.image_size = SHAPE[0]
   c.model.generator.ngf = 4
   c.model.discriminator.ndf = 4
+  c.model.discriminator.num_layers = 2  # 16 -> 8 -> 4 -> 3 -> 2 patches per side
   c.method.pool_size = 6  # the first step fills it and then swaps
   c.optim.name = "sgd"
   c.optim.schedule = "constant"
@@ -239,11 +243,12 @@ def _run(c, num_devices, steps=2):
   return state, host_tree(metrics), init
 
 
+@pytest.mark.slow  # two compilations of the whole step: 10 min on 2 loaded CPU cores
 def test_eight_devices_equal_one_device():
   assert jax.device_count() == 8
-  c = _tiny_config()
-  one, m1, init = _run(c, 1)
-  eight, m8, _ = _run(c, 8)
+  c = _tiny_config()  # batch 8, pool 6: one step fills the pool and swaps two images
+  one, m1, init = _run(c, 1, steps=1)
+  eight, m8, _ = _run(c, 8, steps=1)
   for name in ("params", "opt_state", "model_state"):
     assert_trees_close(getattr(one, name), getattr(eight, name), rtol=1e-4, atol=1e-5)
   assert_trees_close(m1, m8, rtol=1e-4, atol=1e-5)
