@@ -209,7 +209,7 @@ def main(argv):
     lines.append(
         f"| {r['config']} | {r['g_params'] / 1e6:.2f}M | {r['d_params'] / 1e6:.2f}M | "
         f"{r['batch']} ({r['n_dis']}) | {r['compile_s']:.1f} | {r['step_ms']:.0f} | "
-        f"{r['steps_per_s']:.3f} | {r['fwd_ips']:.0f} | {r['sample_ips']:.0f} ({r['nfe']}) |")
+        f"{r['steps_per_s']:.3f} | {r['fwd_ips']:.3g} | {r['sample_ips']:.3g} ({r['nfe']}) |")
   lines.append("")
   lines.append(f"load average (1, 5, 15 min) at the end: {load[0]:.2f}, {load[1]:.2f}, "
                f"{load[2]:.2f}")

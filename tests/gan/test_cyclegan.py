@@ -292,7 +292,7 @@ def test_sampling_refuses_options_it_cannot_honour():
 
 def test_train_then_translate_two_folders_from_the_command_line(tmp_path):
   folders = {f: write_image_folder(tmp_path / f, n, seed=i) for i, (f, n) in
-             enumerate([("trainA", 6), ("trainB", 5), ("testA", 3), ("testB", 2)])}
+             enumerate([("trainA", 9), ("trainB", 8), ("testA", 3), ("testB", 2)])}
   inputs = tmp_path / "mine"
   inputs.mkdir()
   Image.fromarray(np.full((40, 50, 3), 200, np.uint8)).save(inputs / "x.jpg")  # resized
@@ -302,7 +302,7 @@ def test_train_then_translate_two_folders_from_the_command_line(tmp_path):
             f"--config.data.eval_path_a={folders['testA']}",
             f"--config.data.eval_path_b={folders['testB']}",
             "--config.num_train_steps=2", "--config.trainer.sample_every_steps=0",
-            "--config.trainer.eval_every_steps=0", "--config.data.image_size=16"]
+            "--config.trainer.eval_every_steps=0"]
   run = lambda *args: subprocess.run([sys.executable, "-m", "gen_jax.main", *common, *args],
                                      cwd=REPO, env=dict(os.environ), capture_output=True,
                                      text=True, timeout=900)
@@ -312,14 +312,14 @@ def test_train_then_translate_two_folders_from_the_command_line(tmp_path):
   assert sample.returncode == 0, sample.stderr[-3000:]
   out = tmp_path / "run" / "samples"
   a2b, b2a = np.load(out / "translate_a_to_b_2.npz"), np.load(out / "translate_b_to_a_2.npz")
-  assert a2b["inputs"].shape == (1, 16, 16, 3)  # the given folder, resized
+  assert a2b["inputs"].shape == (1, 32, 32, 3)  # the given folder, resized
   assert (a2b["inputs"] == 200).all()
-  assert b2a["inputs"].shape == (2, 16, 16, 3)  # the eval split of B (testB)
+  assert b2a["inputs"].shape == (2, 32, 32, 3)  # the eval split of B (testB)
   for arrays in (a2b, b2a):
     assert arrays["translated"].shape == arrays["reconstructed"].shape == arrays[
         "inputs"].shape
   for direction in ("a_to_b", "b_to_a"):
     grid = np.asarray(Image.open(out / f"translate_{direction}_2.png"))
-    # One row of (input | translated | reconstructed) triples, upscaled 8x from 16 px.
-    assert grid.shape[0] == 8 * (16 + 2) and grid.shape[1] == 8 * (
-        3 * len(a2b["inputs"] if direction == "a_to_b" else b2a["inputs"]) * 17 + 1)
+    # One row of (input | translated | reconstructed) triples, upscaled 4x from 32 px.
+    assert grid.shape[0] == 4 * (32 + 2) and grid.shape[1] == 4 * (
+        3 * len(a2b["inputs"] if direction == "a_to_b" else b2a["inputs"]) * 33 + 1)
