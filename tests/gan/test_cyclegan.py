@@ -290,6 +290,7 @@ def test_sampling_refuses_options_it_cannot_honour():
 # ------------------------------------------------------------------------------ command line
 
 
+@pytest.mark.slow  # two processes compiling the step and the translation: ~10 min loaded
 def test_train_then_translate_two_folders_from_the_command_line(tmp_path):
   folders = {f: write_image_folder(tmp_path / f, n, seed=i) for i, (f, n) in
              enumerate([("trainA", 9), ("trainB", 8), ("testA", 3), ("testB", 2)])}
@@ -302,10 +303,10 @@ def test_train_then_translate_two_folders_from_the_command_line(tmp_path):
             f"--config.data.eval_path_a={folders['testA']}",
             f"--config.data.eval_path_b={folders['testB']}",
             "--config.num_train_steps=2", "--config.trainer.sample_every_steps=0",
-            "--config.trainer.eval_every_steps=0"]
+            "--config.trainer.eval_every_steps=0", "--config.trainer.num_devices=1"]
   run = lambda *args: subprocess.run([sys.executable, "-m", "gen_jax.main", *common, *args],
                                      cwd=REPO, env=dict(os.environ), capture_output=True,
-                                     text=True, timeout=900)
+                                     text=True, timeout=1800)
   train = run()
   assert train.returncode == 0, train.stderr[-3000:]
   sample = run("--mode=sample", f"--config.sample.inputs_a={inputs}")
