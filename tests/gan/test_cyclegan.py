@@ -243,7 +243,7 @@ def _run(c, num_devices, steps=2):
   return state, host_tree(metrics), init
 
 
-@pytest.mark.slow  # two compilations of the whole step: 10 min on 2 loaded CPU cores
+@pytest.mark.slow  # two compilations of the whole step: 150 s on 2 loaded CPU cores
 def test_eight_devices_equal_one_device():
   assert jax.device_count() == 8
   c = _tiny_config()  # batch 8, pool 6: one step fills the pool and swaps two images
@@ -290,7 +290,7 @@ def test_sampling_refuses_options_it_cannot_honour():
 # ------------------------------------------------------------------------------ command line
 
 
-@pytest.mark.slow  # two processes compiling the step and the translation: ~10 min loaded
+@pytest.mark.slow  # two processes compiling the step and the translation: 290 s loaded
 def test_train_then_translate_two_folders_from_the_command_line(tmp_path):
   folders = {f: write_image_folder(tmp_path / f, n, seed=i) for i, (f, n) in
              enumerate([("trainA", 9), ("trainB", 8), ("testA", 3), ("testB", 2)])}
