@@ -7,6 +7,7 @@ visible device, then prints a markdown table:
 
     python experiments/bench/gan_bench.py                         # dcgan, sngan, ddgan
     python experiments/bench/gan_bench.py --configs=gan/sngan.py --batch_size=64 --steps=20
+    python experiments/bench/gan_bench.py --configs=cyclegan/folders.py:size=128  # CycleGAN
 
 Per config: parameters of G and D; train-step compile time (lower + compile); median time
 of a train step (one generator step and its n_dis discriminator steps) and steps/s;
@@ -123,11 +124,76 @@ def bench_config(relpath: str) -> dict:
               fwd_ips=n / fwd_s, sample_ips=n / smp_s, nfe=nfe)
 
 
+def bench_cyclegan(relpath: str) -> dict:
+  """The CycleGAN row: "cyclegan/folders.py:size=128" (a config path with its argument).
+
+  A train step is one generator step (both generators) and one discriminator step (both
+  discriminators) on batch_size pairs; "G params" / "D params" count both networks of
+  each kind; G forward and sampling are one generator on --sample_batch images and the
+  translation A -> B -> A (two generator passes per image, NFE 2).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from gen_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
+  from gen_jax.methods.base import build_method  # pylint: disable=g-import-not-at-top
+  from gen_jax.core import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
+  from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
+  from tests.train.helpers import load_config  # pylint: disable=g-import-not-at-top
+
+  path, _, arg = relpath.partition(":")
+  c = load_config(path, arg or None)
+  if _BATCH.value:
+    c.batch_size = _BATCH.value
+  size = int(c.data.image_size)
+  shape = (size, size, 3)
+  method = build_method(c, DatasetInfo(shape, 0, 1000, image_keys=("image_a", "image_b")))
+  mesh = sharding_lib.make_mesh(0)
+  rng = np.random.default_rng(0)
+  batch = sharding_lib.make_global_batch(
+      {"image_a": rng.uniform(-1, 1, (c.batch_size, *shape)).astype(np.float32),
+       "image_b": rng.uniform(-1, 1, (c.batch_size, *shape)).astype(np.float32),
+       "label": np.zeros((c.batch_size,), np.int32)}, mesh)
+  rep = sharding_lib.replicated(mesh)
+  state = jax.jit(method.init, out_shardings=rep)(jax.random.key(0), batch)
+  g_params = sum(x.size for x in jax.tree.leaves(state.params["generator"]))
+  d_params = sum(x.size for x in jax.tree.leaves(state.params["discriminator"]))
+  names = step_lib.metric_names(method, state, batch, jax.random.key(1))
+  collection = step_lib.metrics_collection(names)
+  train_step = step_lib.make_train_step(method, collection, mesh, c.ema.decay, c.ema.warmup)
+  acc = step_lib.empty_like_collection(collection, mesh)
+  start = time.perf_counter()
+  compiled = train_step.lower(state, batch, jax.random.key(1), acc).compile()
+  compile_s = time.perf_counter() - start
+  for _ in range(_WARMUP.value):
+    state, acc, _, _ = compiled(state, batch, jax.random.key(1), acc)
+  times = []
+  for _ in range(_STEPS.value):
+    t0 = time.perf_counter()
+    state, acc, metrics, _ = compiled(state, batch, jax.random.key(1), acc)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t0)
+  step_s = statistics.median(times)
+
+  n = _SAMPLE_BATCH.value
+  x = jax.random.uniform(jax.random.key(2), (n, *shape), minval=-1.0, maxval=1.0)
+  g = state.ema_params["generator"]["a_to_b"]
+  forward = jax.jit(lambda p: method.generator.apply({"params": p}, x))
+  translate = jax.jit(lambda s: method.translate(s, x, "a_to_b"))
+  _timed(lambda: forward(g), _WARMUP.value + 1)
+  fwd_s = statistics.median(_timed(lambda: forward(g), _REPEATS.value))
+  _timed(lambda: translate(state), _WARMUP.value + 1)
+  smp_s = statistics.median(_timed(lambda: translate(state), _REPEATS.value))
+  return dict(config=relpath, g_params=g_params, d_params=d_params, batch=c.batch_size,
+              n_dis=1, compile_s=compile_s, step_ms=1e3 * step_s, steps_per_s=1 / step_s,
+              fwd_ips=n / fwd_s, sample_ips=n / smp_s, nfe=2)
+
+
 def main(argv):
   del argv
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update("jax_enable_compilation_cache", False)
-  rows = [bench_config(p.strip()) for p in _CONFIGS.value.split(",") if p.strip()]
+  rows = [(bench_cyclegan if p.strip().startswith("cyclegan/") else bench_config)(p.strip())
+          for p in _CONFIGS.value.split(",") if p.strip()]
   load = os.getloadavg()
   dev = jax.devices()
   lines = [
@@ -143,7 +209,7 @@ def main(argv):
     lines.append(
         f"| {r['config']} | {r['g_params'] / 1e6:.2f}M | {r['d_params'] / 1e6:.2f}M | "
         f"{r['batch']} ({r['n_dis']}) | {r['compile_s']:.1f} | {r['step_ms']:.0f} | "
-        f"{r['steps_per_s']:.3f} | {r['fwd_ips']:.0f} | {r['sample_ips']:.0f} ({r['nfe']}) |")
+        f"{r['steps_per_s']:.3f} | {r['fwd_ips']:.3g} | {r['sample_ips']:.3g} ({r['nfe']}) |")
   lines.append("")
   lines.append(f"load average (1, 5, 15 min) at the end: {load[0]:.2f}, {load[1]:.2f}, "
                f"{load[2]:.2f}")

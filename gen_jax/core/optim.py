@@ -4,7 +4,8 @@ Config fields (`config.optim`, or a sub-config such as a GAN's `optim_g`):
   name: "adam" | "adamw" | "adamax" | "sgd" | "rmsprop"
   learning_rate: peak learning rate.
   warmup_steps: linear warm-up from 0 to the peak (0 disables).
-  schedule: "constant" | "cosine" | "linear" decay after the warm-up, over the run.
+  schedule: "constant" | "cosine" | "linear" decay after the warm-up, over the run;
+    "constant_then_linear" holds the peak for the first half, then decays linearly to 0.
   b1, b2, eps: Adam-family moments; momentum (sgd): heavy-ball momentum, 0 for plain SGD.
   weight_decay: decoupled weight decay (adamw).
   grad_clip_norm: clip the global gradient norm to this value (0 disables).
@@ -33,6 +34,11 @@ OPTIMIZERS.add("rmsprop", lambda lr, c: optax.rmsprop(lr, eps=c["eps"]))
 LR_SCHEDULES.add("constant", lambda peak, steps: optax.constant_schedule(peak))
 LR_SCHEDULES.add("cosine", lambda peak, steps: optax.cosine_decay_schedule(peak, max(steps, 1)))
 LR_SCHEDULES.add("linear", lambda peak, steps: optax.linear_schedule(peak, 0.0, max(steps, 1)))
+# Constant for the first half of the steps, then linear to 0 over the second half (CycleGAN:
+# "the same learning rate for the first 100 epochs, linearly decayed to zero over the next 100").
+LR_SCHEDULES.add("constant_then_linear", lambda peak, steps: optax.join_schedules(
+    [optax.constant_schedule(peak),
+     optax.linear_schedule(peak, 0.0, max(steps - steps // 2, 1))], [steps // 2]))
 
 _DEFAULTS = dict(b1=0.9, b2=0.999, eps=1e-8, momentum=0.0, weight_decay=0.0,
                  warmup_steps=0, schedule="constant", grad_clip_norm=0.0)

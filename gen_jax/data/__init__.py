@@ -24,6 +24,7 @@ from gen_jax.data.sources import npz_source
 from gen_jax.data.sources import read_idx
 from gen_jax.data.sources import SOURCES
 from gen_jax.data.sources import TfdsSource
+from gen_jax.data.sources import UnpairedSource
 from gen_jax.data.toy import GaussianMixture
 from gen_jax.data.toy import TOY_DISTRIBUTIONS
 from gen_jax.data.toy import toy_source

@@ -86,18 +86,23 @@ class ToModelInput(grain.transforms.RandomMap):
     self.dequantize = dequantize
 
   def random_map(self, element: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    image = element["image"]
-    if np.issubdtype(image.dtype, np.floating):
-      # Vector data (e.g. toy2d) is already in model space: no flip, no dequantization.
-      image = image.astype(np.float32, copy=False)
-    else:
-      if self.random_flip:
-        image = transforms.random_flip(image, rng)
-      image = transforms.dequantize(image, rng) if self.dequantize else transforms.to_float(image)
-    out = {"image": np.ascontiguousarray(image), "label": np.int32(element["label"])}
+    # Every image entry ("image", or "image_a" and "image_b" of unpaired data) is mapped,
+    # each with its own draws, in sorted key order.
+    out = {key: self._to_model(element[key], rng)
+           for key in sorted(k for k in element if k.startswith("image"))}
+    out["label"] = np.int32(element["label"])
     if "mask" in element:
       out["mask"] = element["mask"]
     return out
+
+  def _to_model(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if np.issubdtype(image.dtype, np.floating):
+      # Vector data (e.g. toy2d) is already in model space: no flip, no dequantization.
+      return np.ascontiguousarray(image.astype(np.float32, copy=False))
+    if self.random_flip:
+      image = transforms.random_flip(image, rng)
+    image = transforms.dequantize(image, rng) if self.dequantize else transforms.to_float(image)
+    return np.ascontiguousarray(image)
 
 
 class ProcessRowsMapDataset(grain.MapDataset):
@@ -186,6 +191,9 @@ def make_train_iterator(source: Any, *, global_batch_size: int, seed: int,
 
   Args:
     source: random-access source (len, [i] -> {"image": uint8 [H,W,C], "label": int}).
+      A source with `domains` (unpaired data, `sources.UnpairedSource`) yields
+      {"image_a", "image_b", "label"}, each domain reshuffled on its own
+      (`_independent_domains`).
     global_batch_size: B, the batch summed over all processes; must divide by the process
       count and be at most len(source).
     seed: the only input that determines the stream (shuffle order and augmentation).
@@ -207,14 +215,32 @@ def make_train_iterator(source: Any, *, global_batch_size: int, seed: int,
         f"global_batch_size {global_batch_size} exceeds the {len(source)} examples of the "
         "dataset.")
   shuffle_seed, augment_seed = _derive_seeds(seed)
-  stream = (grain.MapDataset.source(source)
-            .shuffle(seed=shuffle_seed)
-            .repeat(None)
-            .random_map(ToModelInput(random_flip=random_flip, dequantize=dequantize),
-                        seed=augment_seed))
+  domains = getattr(source, "domains", None)
+  if domains:
+    stream = _independent_domains(domains, shuffle_seed)
+  else:
+    stream = grain.MapDataset.source(source).shuffle(seed=shuffle_seed).repeat(None)
+  stream = stream.random_map(ToModelInput(random_flip=random_flip, dequantize=dequantize),
+                             seed=augment_seed)
   rows = ProcessRowsMapDataset(stream, global_batch_size=global_batch_size,
                                process_index=process_index, process_count=process_count)
   return _to_iterator(rows, local_batch, num_threads, prefetch)
+
+
+def _independent_domains(domains: dict[str, Any], shuffle_seed: int) -> grain.MapDataset:
+  """Unpaired data: element k = {key: k-th image of that domain's own stream, "label": 0}.
+
+  Each domain (e.g. "image_a", "image_b" of `sources.UnpairedSource`) is reshuffled every
+  epoch of its own length with its own seed, so which A meets which B changes every
+  epoch and the two domains may differ in size.
+  """
+  streams = []
+  for i, domain in enumerate(domains.values()):
+    seed = int(np.random.SeedSequence([shuffle_seed, i]).generate_state(1)[0])
+    streams.append(grain.MapDataset.source(domain).shuffle(seed=seed).repeat(None))
+  keys = tuple(domains)
+  return grain.experimental.ZipMapDataset(streams).map(
+      lambda parts: {**{k: e["image"] for k, e in zip(keys, parts)}, "label": np.int32(0)})
 
 
 def make_eval_iterator(source: Any, *, global_batch_size: int,

@@ -18,6 +18,11 @@ Sources are registered by name in `SOURCES` as factories `(cfg, split) -> source
   folder  `<cfg.path>/<class>/<image>.(jpg|jpeg|png|bmp)`, labels from sorted class names.
   idx     MNIST-format IDX files (gzip or raw): `cfg.path` is the images file.
   npz     a .npz file with "images" uint8 [N, H, W(, C)] and optional "labels" [N].
+  unpaired_folders  two unpaired domains (CycleGAN): image folders cfg.path_a and cfg.path_b
+          (eval: cfg.eval_path_a, cfg.eval_path_b); examples {"image_a", "image_b", "label"}.
+  unpaired_tfds     the same from two splits of one tfds dataset, e.g. cfg.name =
+          "cycle_gan/horse2zebra" with splits cfg.split_a / split_b (default trainA /
+          trainB) and cfg.eval_split_a / eval_split_b (default testA / testB).
   toy2d   2-D points from `toy.TOY_DISTRIBUTIONS[cfg.name]` ("train" 20,000 / "eval" 5,000
           fixed points): "image" is float32 [2], already in model space.
 
@@ -77,10 +82,13 @@ class DatasetInfo:
     image_shape: (H, W, C) of every image the source returns (after any resize).
     num_classes: number of label classes; 0 when the data carries no labels.
     num_examples: number of examples in the split, len(source).
+    image_keys: the image entries of an example: ("image",), or ("image_a", "image_b")
+      for unpaired two-domain data (`UnpairedSource`).
   """
   image_shape: tuple[int, int, int]
   num_classes: int
   num_examples: int
+  image_keys: tuple[str, ...] = ("image",)
 
 
 class CorruptDataError(ValueError):
@@ -680,6 +688,45 @@ def npz_source(path: str | os.PathLike, *, image_size: int | tuple[int, int] | N
 
 
 # ----------------------------------------------------------------------------------------
+# Two unpaired domains (CycleGAN).
+
+
+class UnpairedSource:
+  """Two unpaired image sources of one image shape: domain A and domain B.
+
+  `domains` = {"image_a": source A, "image_b": source B}. Random access pairs A[i mod |A|]
+  with B[i mod |B|] for 0 <= i < max(|A|, |B|) (an epoch of the official CycleGAN code's
+  UnalignedDataset), which is what one ordered evaluation pass reads; training pipelines
+  do not use this pairing: `pipeline.make_train_iterator` reshuffles each domain on its
+  own (see there). Examples: {"image_a": uint8 [H, W, C], "image_b": uint8 [H, W, C],
+  "label": 0}; labels are not used (num_classes 0).
+  """
+
+  def __init__(self, source_a: Any, source_b: Any, *, name_a: str = "A", name_b: str = "B"):
+    shape_a, shape_b = source_a.info.image_shape, source_b.info.image_shape
+    if tuple(shape_a) != tuple(shape_b):
+      raise ValueError(
+          f"The two domains have different image shapes: {name_a} {tuple(shape_a)}, "
+          f"{name_b} {tuple(shape_b)}. Set data.image_size to resize both to one size (and "
+          "data.color_mode='rgb' for folders mixing grey and colour images).")
+    self.domains = {"image_a": source_a, "image_b": source_b}
+    self._a, self._b = source_a, source_b
+    self.info = DatasetInfo(tuple(int(d) for d in shape_a), 0,
+                            max(len(source_a), len(source_b)),
+                            image_keys=("image_a", "image_b"))
+
+  def __len__(self) -> int:
+    return self.info.num_examples
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    return {"image_a": self._a[index % len(self._a)]["image"],
+            "image_b": self._b[index % len(self._b)]["image"], "label": np.int32(0)}
+
+  def __repr__(self) -> str:
+    return f"UnpairedSource({len(self._a)} A, {len(self._b)} B, {self.info})"
+
+
+# ----------------------------------------------------------------------------------------
 # Config adapters.
 
 
@@ -740,6 +787,46 @@ def _npz_from_config(cfg: Any, split: str) -> ArraySource:
                     skip_corrupt=bool(get_field(cfg, "skip_corrupt", False)))
 
 
+@SOURCES.register("unpaired_folders")
+def _unpaired_folders_from_config(cfg: Any, split: str) -> UnpairedSource:
+  if split not in ("train", "eval"):
+    raise ValueError(f"split must be 'train' or 'eval', not {split!r}.")
+  prefix = "" if split == "train" else "eval_"
+  folders = []
+  for domain in ("a", "b"):
+    field = f"{prefix}path_{domain}"
+    path = get_field(cfg, field)
+    if not path:
+      raise ValueError(f"data.source='unpaired_folders' needs data.{field}: the folder of "
+                       f"domain {domain.upper()}'s {split} images.")
+    folders.append(FolderSource(path, image_size=get_field(cfg, "image_size"),
+                                color_mode=get_field(cfg, "color_mode", "auto"),
+                                skip_corrupt=bool(get_field(cfg, "skip_corrupt", False))))
+  return UnpairedSource(*folders, name_a=get_field(cfg, f"{prefix}path_a"),
+                        name_b=get_field(cfg, f"{prefix}path_b"))
+
+
+UNPAIRED_TFDS_SPLITS = {"split_a": "trainA", "split_b": "trainB",
+                        "eval_split_a": "testA", "eval_split_b": "testB"}
+
+
+@SOURCES.register("unpaired_tfds")
+def _unpaired_tfds_from_config(cfg: Any, split: str) -> UnpairedSource:
+  name = get_field(cfg, "name")
+  if not name:
+    raise ValueError("data.source='unpaired_tfds' needs data.name, e.g. "
+                     "'cycle_gan/horse2zebra'.")
+  if split not in ("train", "eval"):
+    raise ValueError(f"split must be 'train' or 'eval', not {split!r}.")
+  prefix = "" if split == "train" else "eval_"
+  splits = [get_field(cfg, f"{prefix}split_{d}", UNPAIRED_TFDS_SPLITS[f"{prefix}split_{d}"])
+            for d in ("a", "b")]
+  sources = [TfdsSource(name, split=s, data_dir=get_field(cfg, "data_dir"),
+                        download=bool(get_field(cfg, "download", False)),
+                        image_size=get_field(cfg, "image_size")) for s in splits]
+  return UnpairedSource(*sources, name_a=f"{name}[{splits[0]}]", name_b=f"{name}[{splits[1]}]")
+
+
 @SOURCES.register("toy2d")
 def _toy_from_config(cfg: Any, split: str):
   from gen_jax.data import toy  # pylint: disable=g-import-not-at-top
@@ -772,7 +859,8 @@ def build_source(cfg: Any, split: str) -> tuple[Any, DatasetInfo]:
   Reads cfg fields: source, and per source name/split/eval_split/data_dir/download (tfds),
   split/eval_split (digits), path/eval_path (folder, idx, npz; idx also the optional
   labels_path/eval_labels_path), image_size (int or (h, w)), color_mode (folder, default
-  "auto"), skip_corrupt (folder, idx, npz).
+  "auto"), skip_corrupt (folder, idx, npz); unpaired_folders: path_a/path_b,
+  eval_path_a/eval_path_b; unpaired_tfds: name, split_a/split_b, eval_split_a/eval_split_b.
 
   Returns:
     (source, info): a random-access source and its DatasetInfo.

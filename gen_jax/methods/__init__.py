@@ -2,6 +2,7 @@
 
 from gen_jax.methods import autoregressive  # noqa: F401  (registers "autoregressive")
 from gen_jax.methods import classifier  # noqa: F401  (registers "classifier")
+from gen_jax.methods import cyclegan  # noqa: F401  (registers "cyclegan")
 from gen_jax.methods import ddgan  # noqa: F401  (registers "ddgan")
 from gen_jax.methods import diffusion  # noqa: F401  (registers "diffusion", "ddpm", "score_sde")
 from gen_jax.methods import flow  # noqa: F401  (registers "flow")

@@ -15,6 +15,7 @@ import flax.linen as nn
 from gen_jax.nets import gan
 from gen_jax.nets.autoencoder_kl import AutoencoderKL
 from gen_jax.nets.classifier import ClassifierCNN
+from gen_jax.nets.cyclegan import PatchDiscriminator, ResnetGenerator
 from gen_jax.nets.flow_conditioners import ConvConditioner, MLPConditioner, ResNetConditioner
 from gen_jax.nets.layers import (AttentionBlock, Downsample, ResnetBlock, Upsample,
                                  timestep_embedding)
@@ -50,6 +51,8 @@ NETS.add("ddgan_unet", gan.DDGANUNet)
 NETS.add("vae_mlp", MLPVAE)
 NETS.add("vae_conv", ConvVAE)
 NETS.add("autoencoder_kl", AutoencoderKL)
+NETS.add("cyclegan_resnet_generator", ResnetGenerator)
+NETS.add("patchgan_discriminator", PatchDiscriminator)
 
 
 def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:

@@ -107,8 +107,9 @@ class Experiment:
     """Shapes, dtypes and shardings of a global training batch."""
     b = batch_size or self.config.batch_size
     s = sharding_lib.batch_sharding(self.mesh)
-    return {"image": jax.ShapeDtypeStruct((b, *self.info.image_shape), jnp.float32, sharding=s),
-            "label": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=s)}
+    images = {key: jax.ShapeDtypeStruct((b, *self.info.image_shape), jnp.float32, sharding=s)
+              for key in getattr(self.info, "image_keys", ("image",))}
+    return {**images, "label": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=s)}
 
   def abstract_state(self) -> TrainState:
     """The train state's shapes and dtypes, replicated on the mesh (nothing computed)."""

@@ -25,6 +25,7 @@ from gen_jax.train import preemption
 from gen_jax.train import sample_metrics
 from gen_jax.core import sharding as sharding_lib
 from gen_jax.train import step as step_lib
+from gen_jax.train import translation
 from gen_jax.train import writers
 from gen_jax.train.experiment import Experiment, write_config
 from gen_jax.core.sample import SampleSpec
@@ -189,6 +190,8 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
     raise
   state, step = exp.restore_or_fail()
   exp.checkpointer.close()
+  if hasattr(exp.method, "translate"):  # image-to-image families (CycleGAN)
+    return translation.run(config, exp, state, step)
   if conditional:
     return conditional_sampling.run(config, exp, state, step)
   out = exp.workdir / "samples"

@@ -33,6 +33,18 @@ def quiet_digits_config(num_train_steps: int = 4, **trainer):
   return c
 
 
+def write_image_folder(folder: pathlib.Path, count: int, *, size: tuple[int, int] = (24, 20),
+                       seed: int = 0) -> str:
+  """`count` random RGB PNGs of size (H, W) in `folder` (created); returns its path."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  folder.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  for i in range(count):
+    pixels = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+  return str(folder)
+
+
 def host_tree(tree):
   return jax.tree.map(np.asarray, jax.device_get(tree))
 
