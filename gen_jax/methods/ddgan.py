@@ -44,9 +44,18 @@ Remaining deviations from the official code:
 * 2-D mixtures: the official code has no 2-D generator, discriminator or config; the MLPs
   and configs/gan/ddgan_toy_eight_gaussians.py are gen_jax's own. Known limitation: on the
   25-Gaussian grid (std 0.05, spacing 1) this toy DDGAN stalls at ~7% high-quality samples
-  (the discriminator's real/fake logit gap collapses to ~0.002 within 400 steps), also
-  with T = 1, without R1, with a wider discriminator, a slower generator, a ReLU generator
-  or adaptive-norm latent injection; see tests/gan/test_gan_method.py (xfail).
+  (uniform over the square; tests/gan/test_gan_method.py, strict xfail). Diagnosed with
+  experiments/bench/ddgan_mixture_ablation.py (numbers in gan_mixture_coverage_cpu.md):
+  the chain is not at fault (x0 predictions from the noisiest steps land on the modes);
+  the discriminator of the final step never resolves the modes (logit gap ~0.005 against
+  the plain GAN's 0.14 after 1000 steps). Three properties of the toy discriminator each
+  cause this: MLPDiscriminator's per-layer time-embedding projection at its random init,
+  the x_t half of its input at a random init (zero-initialising either restores a GAN-like
+  gap when only the final step is trained), and one discriminator shared by all t: the
+  pairs at t >= 1 are nearly indistinguishable and keep it flat. One discriminator per t
+  restores the final step's gap (0.43-0.62); with one generator per t too, 25/25 modes
+  at 0.20 / 0.36 high quality after 6000 / 8000 steps (the GAN: 0.82 at 6000). Not the
+  cause: the data scale, R1, SiLU alone.
 """
 
 from __future__ import annotations

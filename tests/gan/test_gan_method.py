@@ -239,13 +239,16 @@ def test_short_training_covers_all_eight_modes(config_name):
 
 # Measured (seed 0, experiments/bench/gan_mixture_coverage.py): GAN 6000 steps -> 25/25
 # modes, high quality 0.82 (2000 steps: 25/25, 0.16). DDGAN stalls at ~0.07 high quality
-# after 2000 and 6000 steps alike (issue 10, bug 6; see gen_jax/methods/ddgan.py): the
-# strict xfail turns into a failure once a fix makes it pass, so that the test is updated.
+# after 2000 and 6000 steps alike (issue 10, bug 6): its time-conditioned discriminator
+# never resolves the final step's modes (gen_jax/methods/ddgan.py; ablations in
+# experiments/bench/gan_mixture_coverage_cpu.md). The strict xfail turns into a failure
+# once a fix makes it pass, so that the test is updated.
 @pytest.mark.slow
 @pytest.mark.parametrize("config_name", [
     "gan/toy_eight_gaussians.py",
     pytest.param("gan/ddgan_toy_eight_gaussians.py", marks=pytest.mark.xfail(
-        strict=True, reason="the toy DDGAN does not learn the 25-Gaussian grid (issue 10)"))])
+        strict=True,
+        reason="the toy DDGAN's discriminator does not resolve the 25 modes (issue 10)"))])
 def test_training_covers_all_twenty_five_modes(config_name):
   result = _train_on_mixture(config_name, steps=6000, data="twenty_five_gaussians")
   assert result["modes_covered"] == 25, result
