@@ -54,6 +54,13 @@ class Method(abc.ABC):
   def sample(self, state: TrainState, rng: jax.Array, num_samples: int) -> SampleOutput:
     """`num_samples` images [n, H, W, C] in [-1, 1] from the EMA parameters."""
 
+  def prepare_sampling(self, state: TrainState, rng: jax.Array) -> TrainState:
+    """`state` made ready for `sample` and `evaluate`; the trainer calls it before each
+    sample grid, evaluation and sampling run (e.g. BigGAN's standing statistics of the
+    EMA generator, kept in model_state). Default: `state` unchanged."""
+    del rng
+    return state
+
   def evaluate(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
     """Per-example evaluation metrics, each of shape [B]. Default: none."""
     del state, batch, rng

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-from gen_jax.nets import gan
+from gen_jax.nets import biggan, gan
 from gen_jax.nets.classifier import ClassifierCNN
 from gen_jax.nets.flow_conditioners import ConvConditioner, MLPConditioner, ResNetConditioner
 from gen_jax.nets.layers import (AttentionBlock, Downsample, ResnetBlock, Upsample,
@@ -45,6 +45,9 @@ NETS.add("sngan_generator", gan.SNGANGenerator)
 NETS.add("sngan_discriminator", gan.SNGANDiscriminator)
 NETS.add("ddgan_mlp", gan.DDGANMLP)
 NETS.add("ddgan_unet", gan.DDGANUNet)
+NETS.add("biggan_generator", biggan.BigGANGenerator)
+NETS.add("biggan_discriminator", biggan.BigGANDiscriminator)
+NETS.add("biggan_mlp_generator", biggan.BigGANMLPGenerator)
 
 
 def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:

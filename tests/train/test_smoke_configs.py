@@ -33,6 +33,9 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # The CIFAR-10 smoke runs cover these networks; one-channel runs: ddpm/digits.py, and
     # score_sde/mnist.py:smoke is trained end to end by tests/train/test_conditional_sampling.
     "ddpm/mnist.py", "score_sde/mnist.py",
+    # BigGAN's CIFAR-10 networks are its ImageNet smoke networks at 32x32 without
+    # attention (gan/biggan_imagenet.py:smoke runs by default).
+    "gan/biggan_cifar10.py",
 })
 
 CONFIGS = [
