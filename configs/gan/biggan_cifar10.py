@@ -46,6 +46,9 @@ def get_config(arg=None):
   c.ema.start = 1000
   if args.smoke:
     _gan.smoke_gan(c)
+    c.method.n_dis = 1  # the smallest graph: XLA:CPU compiles BigGAN's step slowly
+    c.batch_size = 8
+    c.model.generator.ch = 8
     c.method.standing_stats = 2
     c.method.standing_batch_size = 4
     c.ema.start = 2

@@ -76,6 +76,9 @@ def get_config(arg=None):
   c.eval.num_samples = 50_000
   if args.smoke:
     _gan.smoke_gan(c)
+    c.method.n_dis = 1  # the smallest graph: XLA:CPU compiles BigGAN's step slowly
+    c.batch_size = 8
+    c.model.generator.ch = 8
     c.data.image_size = 32
     c.model.generator.attention = (16,)
     c.model.discriminator.attention = (16,)
