@@ -311,7 +311,7 @@ def test_hierarchical_split_and_shared_embedding_shapes_at_128px():
   count = lambda t: sum(x.size for x in jax.tree.leaves(t))
   # Brock et al.'s Table 1: 158.3M parameters for this model (G + D).
   assert abs(count(p) + count(dv["params"]) - 158.3e6) < 0.001 * 158.3e6
-  out = jax.eval_shape(lambda: g.apply(gv, z, y, train=False))
+  out = jax.eval_shape(lambda v: g.apply(v, z, y, train=False), gv)
   assert out.shape == (2, 128, 128, 3)
 
 
