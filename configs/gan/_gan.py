@@ -11,6 +11,7 @@ error rather than a silent no-op.
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 from configs import common
 
@@ -45,13 +46,18 @@ def gan_config(*, generator: dict, discriminator: dict, lr_g: float, lr_d: float
       lecam_decay=0.99,
       diffaugment="",  # e.g. "color,translation,cutout"
       class_conditional=False,
+      ortho_weight=0.0,  # BigGAN's orthogonal regularisation of G (official G_ortho; 1e-4)
+      standing_stats=0,  # batches of BigGAN's standing statistics for the EMA G (0: off)
+      standing_batch_size=0,  # latents per standing batch (0: batch_size / n_dis)
       diffusion=ml_collections.ConfigDict(dict(  # Diffusion-GAN (Wang et al.)
           enabled=False, t_min=10, t_max=1000, beta_start=1e-4, beta_end=2e-2,
           noise_std=0.05, target=0.6, interval=4, kimg=100.0, ts_dist="priority")),
   ))
   c.sample.sampler = "generator"  # one forward pass of the EMA generator
   c.sample.clip_x0 = True
+  c.sample.truncation = config_dict.placeholder(float)  # psi: |z_i| <= psi (None: off)
   c.ema.warmup = False
+  c.ema.start = 0  # the EMA copies the weights until this step (BigGAN's ema_start)
   return c
 
 
@@ -70,6 +76,7 @@ def ddgan_config(*, generator: dict, discriminator: dict, lr_g: float, lr_d: flo
       beta_schedule="ddgan_vp", r1_gamma=r1_gamma, r1_every=r1_every,
       r1_lazy_scaling="none", class_conditional=False))
   c.sample.sampler = "ddgan"
+  del c.sample["truncation"]  # DDGAN's latents are not truncated
   return c
 
 

@@ -5,7 +5,7 @@ dataset's shape), a synthetic batch of the config's shape (speed does not depend
 values), and the trainer's jitted train step (`step.make_train_step`, EMA included) on every
 visible device, then prints a markdown table:
 
-    python experiments/bench/gan_bench.py                         # dcgan, sngan, ddgan
+    python experiments/bench/gan_bench.py                 # dcgan, sngan, ddgan, biggan
     python experiments/bench/gan_bench.py --configs=gan/sngan.py --batch_size=64 --steps=20
     python experiments/bench/gan_bench.py --configs=cyclegan/folders.py:size=128  # CycleGAN
 
@@ -35,7 +35,8 @@ if str(_REPO) not in sys.path:
 
 from absl import app, flags  # noqa: E402
 
-_CONFIGS = flags.DEFINE_string("configs", "gan/dcgan.py,gan/sngan.py,gan/ddgan.py",
+_CONFIGS = flags.DEFINE_string("configs", "gan/dcgan.py,gan/sngan.py,gan/ddgan.py,"
+                               "gan/biggan_cifar10.py",
                                "Comma-separated config paths under configs/.")
 _BATCH = flags.DEFINE_integer("batch_size", None, "Global batch of one train step.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed train steps.")
@@ -84,7 +85,8 @@ def bench_config(relpath: str) -> dict:
   d_params = sum(x.size for x in jax.tree.leaves(state.params["discriminator"]))
   names = step_lib.metric_names(method, state, batch, jax.random.key(1))
   collection = step_lib.metrics_collection(names)
-  train_step = step_lib.make_train_step(method, collection, mesh, c.ema.decay, c.ema.warmup)
+  train_step = step_lib.make_train_step(method, collection, mesh, c.ema.decay, c.ema.warmup,
+                                        int(c.ema.get("start", 0)))
   acc = step_lib.empty_like_collection(collection, mesh)
   start = time.perf_counter()
   compiled = train_step.lower(state, batch, jax.random.key(1), acc).compile()

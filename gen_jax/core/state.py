@@ -52,25 +52,29 @@ class TrainState:
     )
 
 
-def ema_decay(step: jax.Array, decay: float, warmup: bool) -> jax.Array:
+def ema_decay(step: jax.Array, decay: float, warmup: bool, start: int = 0) -> jax.Array:
   """The EMA decay used after `step` updates.
 
   With warm-up the decay is min(decay, (1 + step) / (10 + step)), as TensorFlow's
   ExponentialMovingAverage with `num_updates`: early averages forget the random
   initialisation quickly, and the configured decay is reached after ~10 / (1 - decay) steps.
+  With `start` > 0 the decay is 0 (the EMA copies the parameters) while step < start, as
+  BigGAN-PyTorch's `ema_start` (its ema.update(itr) with itr the number of G steps taken).
   """
   decay = jnp.asarray(decay, jnp.float32)
-  if not warmup:
-    return decay
-  step = step.astype(jnp.float32)
-  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  if warmup:
+    s = step.astype(jnp.float32)
+    decay = jnp.minimum(decay, (1.0 + s) / (10.0 + s))
+  if start:
+    decay = jnp.where(step < start, 0.0, decay)
+  return decay
 
 
-def update_ema(state: TrainState, decay: float, warmup: bool) -> TrainState:
+def update_ema(state: TrainState, decay: float, warmup: bool, start: int = 0) -> TrainState:
   """ema <- d * ema + (1 - d) * params, with d from `ema_decay(state.step)`.
 
   decay == 0 makes the EMA a copy of the parameters (EMA disabled).
   """
-  d = ema_decay(state.step, decay, warmup)
+  d = ema_decay(state.step, decay, warmup, start)
   ema = optax.incremental_update(state.params, state.ema_params, step_size=1.0 - d)
   return state.replace(ema_params=ema)

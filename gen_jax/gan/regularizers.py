@@ -1,4 +1,4 @@
-"""Discriminator regularisers: gradient penalty, R1 (lazy), LeCam.
+"""GAN regularisers: gradient penalty, R1 (lazy), LeCam (discriminator); orthogonal (G).
 
 * Gradient penalty (WGAN-GP; Gulrajani et al., "Improved Training of Wasserstein GANs",
   2017): with x_hat = a x_real + (1 - a) x_fake, a ~ U[0, 1] per example,
@@ -16,13 +16,21 @@
   with alpha_real / alpha_fake exponential moving averages of the discriminator's mean
   outputs on real / fake data (kept by the method in its model state).
 
+* Orthogonal regularisation, BigGAN's variant (Brock et al., "Large Scale GAN Training
+  for High Fidelity Natural Image Synthesis", ICLR 2019, Sec. 3.1): for every weight matrix
+  W [out, fan_in] (one row per output unit),
+      R(W) = ||W W^T * (1 - I)||_F^2,   dR/dW = 4 (W W^T * (1 - I)) W,
+  which pulls distinct filters towards orthogonality without constraining their norms
+  (the off-diagonal part only). See `orthogonal_regularization` for which parameters
+  count and how the weight relates to the official code's strength.
+
 The per-example input gradients are those of sum_i D(x_i): the discriminator must treat
 examples independently (no batch norm in D when a penalty is used, as in WGAN-GP).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -112,3 +120,44 @@ def lecam_penalty(d_real: Array, d_fake: Array, ema_real: Array, ema_fake: Array
   """LeCam's E[relu(d_real - ema_fake)^2] + E[relu(ema_real - d_fake)^2]."""
   return (jnp.mean(jnp.square(jax.nn.relu(d_real - ema_fake)))
           + jnp.mean(jnp.square(jax.nn.relu(ema_real - d_fake))))
+
+
+def orthogonal_penalty(w: Array) -> Array:
+  """||W W^T * (1 - I)||_F^2 of a matrix W [rows, cols]: the squared off-diagonal Gram entries."""
+  gram = w @ w.T
+  return jnp.sum(jnp.square(gram * (1.0 - jnp.eye(w.shape[0], dtype=gram.dtype))))
+
+
+def weight_matrix(name: str, value: Array) -> Array:
+  """A Flax weight as the [out, fan_in] matrix of PyTorch's `weight.view(out, -1)`.
+
+  "embedding" ([num, features], as torch's nn.Embedding) keeps its rows; every other
+  parameter (Dense [in, out], Conv [kh, kw, in, out]: Flax puts outputs last) becomes
+  kernel.reshape(-1, out).T.
+  """
+  if name == "embedding":
+    return value.reshape(value.shape[0], -1)
+  return value.reshape(-1, value.shape[-1]).T
+
+
+def orthogonal_regularization(params: Any, exclude: Sequence[str] = ()) -> Array:
+  """Sum of `orthogonal_penalty` over every parameter with >= 2 axes.
+
+  Args:
+    params: a Flax parameter tree.
+    exclude: module names; a parameter whose path holds one of them is skipped (BigGAN's
+      code skips the shared class embedding: "it makes no sense" there).
+
+  Returns:
+    Scalar sum_W ||W W^T * (1 - I)||_F^2 (W from `weight_matrix`). The BigGAN code adds
+    strength * 2 (W W^T * (1 - I)) W to each weight's gradient (utils.ortho), which is the
+    gradient of strength / 2 * this sum: the "gan" method adds ortho_weight / 2 times it,
+    so its ortho_weight is the official `G_ortho` strength (1e-4).
+  """
+  total = jnp.zeros((), jnp.float32)
+  for path, value in jax.tree_util.tree_flatten_with_path(params)[0]:
+    keys = [getattr(k, "key", getattr(k, "name", str(k))) for k in path]
+    if value.ndim < 2 or any(k in exclude for k in keys):
+      continue
+    total = total + orthogonal_penalty(weight_matrix(str(keys[-1]), value).astype(jnp.float32))
+  return total

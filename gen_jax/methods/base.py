@@ -66,6 +66,13 @@ class Method(abc.ABC):
     honour; `spec.labels`, when given, are int32 [num_samples].
     """
 
+  def prepare_sampling(self, state: TrainState, rng: jax.Array) -> TrainState:
+    """`state` made ready for `sample` and `evaluate`; the trainer calls it before each
+    sample grid, evaluation and sampling run (e.g. BigGAN's standing statistics of the
+    EMA generator, kept in model_state). Default: `state` unchanged."""
+    del rng
+    return state
+
   def evaluate(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
     """Per-example evaluation metrics, each of shape [B]. Default: none."""
     del state, batch, rng

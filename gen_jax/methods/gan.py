@@ -2,6 +2,7 @@
 
 Goodfellow et al. 2014; Radford et al. 2016 (DCGAN); Gulrajani et al. 2017 (WGAN-GP);
 Miyato et al. 2018 (SNGAN) and Miyato & Koyama 2018 (projection discriminator);
+Brock et al. 2019 (BigGAN: orthogonal regularisation, standing statistics, truncation);
 Heusel et al. 2017 (TTUR: separate learning rates); Zhao et al. 2020 (DiffAugment);
 Wang et al. 2023 (Diffusion-GAN, `gen_jax.gan.adaptive_diffusion`).
 
@@ -15,7 +16,27 @@ State layout:
   opt_state   {"generator": ..., "discriminator": ...}
   ema_params  the trainer's EMA of params; sampling and evaluation use its generator.
   model_state {"generator": {"batch_stats": ...}, "discriminator": {"spectral": ...,
-               "batch_stats": ...}, and "lecam" / "diffusion" when enabled}
+               "batch_stats": ...}, and "lecam" / "diffusion" / "ema_generator" when
+               enabled}
+
+BigGAN's pieces (Brock et al. 2019; configs/gan/biggan_*.py):
+* Orthogonal regularisation of G (ortho_weight = the official G_ortho strength beta):
+  ortho_weight / 2 * sum_W ||W W^T * (1 - I)||_F^2 over G's weights but the shared class
+  embedding, added to the generator loss (gradient 2 beta (W W^T * (1 - I)) W, exactly
+  BigGAN-PyTorch's utils.ortho; see gan.regularizers). Logged as g_ortho (unweighted).
+* Standing statistics (standing_stats = K > 0): `prepare_sampling` re-estimates the batch
+  norm statistics of the EMA generator (gan.standing_stats: the mean over K batches of
+  standing_batch_size fresh latents of each layer's batch statistics, EMA weights in
+  training mode) and keeps them in model_state["ema_generator"] = {"batch_stats": ...,
+  "estimated_at": step of the estimate, -1 before the first}. Sampling and evaluation use
+  them once estimated, else the raw generator's running statistics. The trainer calls
+  `prepare_sampling` before every sample grid, evaluation, --mode=sample and --mode=eval
+  (train.experiment.Experiment.prepare_sampling), as the official code calls
+  accumulate_standing_stats before sampling and testing.
+* Truncation trick: `sample` draws z from N(0, I) truncated to |z_i| <= psi
+  (gan.truncation), psi = spec.truncation, else the configured sample.truncation; None:
+  untruncated. `evaluate` samples the same way (D's logits on those samples).
+* EMA start (ema.start, trainer): the EMA copies the weights until that step.
 
 Batch norm and spectral norm state: the generator's running batch statistics are updated
 by its own step (train=True); the discriminator's power-iteration vectors (and batch
@@ -63,6 +84,8 @@ import optax
 from gen_jax import nets
 from gen_jax.data import toy
 from gen_jax.gan import monitoring, regularizers
+from gen_jax.gan.standing_stats import standing_statistics
+from gen_jax.gan.truncation import check_truncation, latent_normal
 from gen_jax.gan.adaptive_diffusion import AdaptiveDiffusion
 from gen_jax.gan.diffaugment import diff_augment, parse_policy
 from gen_jax.gan.losses import GAN_LOSSES
@@ -148,6 +171,12 @@ class GAN(Method):
     modes, mode_std: known modes of the data (2-D mixtures) for coverage metrics.
     lr_g, lr_d: the optimisers' learning-rate schedules as functions of the generator
       step (logged as g_lr / d_lr); None logs nothing.
+    ortho_weight: BigGAN's orthogonal regularisation strength on G (0: off).
+    ortho_exclude: module names of G whose parameters it skips (the shared embedding).
+    standing_stats: number of standing-statistics batches for the EMA generator (0: off,
+      sampling uses the raw generator's running statistics).
+    standing_batch_size: latents per standing batch.
+    truncation: default truncation psi of `sample` (None: untruncated latents).
   """
 
   generator: nn.Module
@@ -171,13 +200,20 @@ class GAN(Method):
   mode_std: float = 0.0
   lr_g: Callable[[jax.Array], jax.Array] | None = None
   lr_d: Callable[[jax.Array], jax.Array] | None = None
+  ortho_weight: float = 0.0
+  ortho_exclude: tuple[str, ...] = ("shared",)
+  standing_stats: int = 0
+  standing_batch_size: int = 64
+  truncation: float | None = None
 
   # ---------------------------------------------------------------- pieces
 
-  def latents(self, rng: jax.Array, n: int) -> tuple[jax.Array, jax.Array | None]:
-    """z [n, Z] ~ N(0, I) and uniform labels [n] (None when unconditional)."""
+  def latents(self, rng: jax.Array, n: int,
+              truncation: float | None = None) -> tuple[jax.Array, jax.Array | None]:
+    """z [n, Z] ~ N(0, I) (truncated to |z_i| <= truncation if set) and uniform labels [n]
+    (None when unconditional)."""
     r_z, r_y = jax.random.split(rng)
-    z = jax.random.normal(r_z, (n, self.z_dim), jnp.float32)
+    z = latent_normal(r_z, (n, self.z_dim), truncation)
     y = jax.random.randint(r_y, (n,), 0, self.num_classes) if self.num_classes else None
     return z, y
 
@@ -214,6 +250,10 @@ class GAN(Method):
                               "fake": jnp.zeros((), jnp.float32)}
     if self.diffusion is not None:
       model_state["diffusion"] = self.diffusion.init_state()
+    if self.standing_stats and "batch_stats" in g_vars:
+      model_state["ema_generator"] = {
+          "batch_stats": jax.tree.map(jnp.copy, g_vars["batch_stats"]),
+          "estimated_at": jnp.full((), -1, jnp.int32)}
     return TrainState.create(params, opt_state, model_state)
 
   def _d_step(self, g_params, g_vars, carry, inputs):
@@ -294,13 +334,20 @@ class GAN(Method):
       fake, gv = self.generate(gp, ms[G], z, y_fake, train=True)
       x_fake, t_fake = self.d_inputs(r_gin, fake, ms)
       d_fake, _ = self.discriminate(d_params, ms[D], x_fake, y_fake, t_fake, train=True)
-      return GAN_LOSSES.get(self.loss).generator(d_fake), (gv, fake)
+      adversarial = GAN_LOSSES.get(self.loss).generator(d_fake)
+      aux = {}
+      loss = adversarial
+      if self.ortho_weight:
+        aux["g_ortho"] = regularizers.orthogonal_regularization(gp, self.ortho_exclude)
+        loss = loss + 0.5 * self.ortho_weight * aux["g_ortho"]
+      return loss, (gv, fake, adversarial, aux)
 
-    (g_loss, (g_vars, fake)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_params)
+    (_, (g_vars, fake, g_loss, g_aux)), g_grads = jax.value_and_grad(
+        g_loss_fn, has_aux=True)(g_params)
     g_params, g_opt, g_norms = apply_gradients(self.optimizer_g, g_grads, state.opt_state[G],
                                                g_params, prefix="g_")
     ms = {**ms, G: g_vars}
-    metrics = {"loss": d_metrics["d_loss"], "g_loss": g_loss, **d_metrics, **g_norms,
+    metrics = {"loss": d_metrics["d_loss"], "g_loss": g_loss, **g_aux, **d_metrics, **g_norms,
                **coverage_metrics(fake, chunks[-1], self.modes, self.mode_std),
                **learning_rates(self.lr_g, self.lr_d, state.step)}
     if self.diffusion is not None:
@@ -310,20 +357,43 @@ class GAN(Method):
                               opt_state={G: g_opt, D: d_opt}, model_state=ms)
     return new_state, metrics
 
+  def sampling_variables(self, state: TrainState) -> dict:
+    """The EMA generator's collections: its standing statistics once estimated (see
+    `prepare_sampling`), else the raw generator's running statistics."""
+    g_vars = state.model_state[G]
+    ema = state.model_state.get("ema_generator")
+    if ema is None:
+      return g_vars
+    use = ema["estimated_at"] >= 0
+    stats = jax.tree.map(lambda s, r: jnp.where(use, s, r), ema["batch_stats"],
+                         g_vars["batch_stats"])
+    return {**g_vars, "batch_stats": stats}
+
+  def prepare_sampling(self, state: TrainState, rng: jax.Array) -> TrainState:
+    """Re-estimates the EMA generator's standing statistics (standing_stats > 0), else
+    returns `state`; the estimate goes to model_state["ema_generator"]."""
+    if "ema_generator" not in state.model_state:
+      return state
+    latents_fn = lambda key: self.latents(key, self.standing_batch_size)
+    stats = standing_statistics(self.generator, state.ema_params[G], state.model_state[G],
+                                latents_fn, rng, self.standing_stats)
+    ema = {"batch_stats": stats, "estimated_at": jnp.asarray(state.step, jnp.int32)}
+    return state.replace(model_state={**state.model_state, "ema_generator": ema})
+
   def sample(self, state: TrainState, rng: jax.Array, num_samples: int,
              spec: SampleSpec = SampleSpec()) -> SampleOutput:
-    """Samples of the EMA generator (running batch statistics).
-
-    A class-conditional generator draws `spec.labels`, by default 0..K-1 cycled; no other
-    request (temperature, truncation, ...) is honoured.
-    """
-    spec.refuse_unsupported("gan", [])
+    """Samples of the EMA generator (standing or running batch statistics, see
+    `sampling_variables`); spec.labels, else labels cycling 0..K-1; spec.truncation, else
+    the configured truncation psi, draws z truncated to |z_i| <= psi."""
+    spec.refuse_unsupported("gan", ["truncation"])
+    psi = spec.truncation if spec.truncation is not None else self.truncation
+    z, _ = self.latents(rng, num_samples, truncation=psi)
     labels = spec.labels
-    z, _ = self.latents(rng, num_samples)
     if self.num_classes and labels is None:
       labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
-    x, _ = self.generate(state.ema_params[G], state.model_state[G], z,
-                         labels if self.num_classes else None, train=False)
+    x, _ = self.generate(state.ema_params[G], self.sampling_variables(state), z,
+                         jnp.asarray(labels, jnp.int32) if self.num_classes else None,
+                         train=False)
     return SampleOutput(samples=x, nfe=1)
 
   def evaluate(self, state: TrainState, batch: Batch, rng: jax.Array) -> Metrics:
@@ -414,6 +484,13 @@ def build_gan(config, info) -> GAN:
                      f"data of shape {data_shape}.")
   opt_g, opt_d, lr_g, lr_d = build_optimizers(config)
   modes, mode_std = toy_modes(config)
+  standing = int(m.get("standing_stats", 0))
+  if standing and not hasattr(generator, "bn_momentum"):
+    raise ValueError(f"method.standing_stats={standing} re-estimates batch-norm statistics, "
+                     f"but {type(generator).__name__} has no `bn_momentum` field (e.g. "
+                     "biggan_generator has one); set method.standing_stats=0.")
+  if standing < 0:
+    raise ValueError(f"method.standing_stats must be >= 0, got {standing}.")
   return GAN(
       generator=generator, discriminator=discriminator, optimizer_g=opt_g, optimizer_d=opt_d,
       data_shape=data_shape, z_dim=int(m.z_dim), loss=m.loss, n_dis=int(m.n_dis),
@@ -422,4 +499,8 @@ def build_gan(config, info) -> GAN:
       lecam_weight=float(m.lecam_weight), lecam_decay=float(m.lecam_decay),
       diffaugment=policy, num_classes=num_classes, diffusion=diffusion,
       modes=None if modes is None else tuple(map(tuple, modes.tolist())), mode_std=mode_std,
-      lr_g=lr_g, lr_d=lr_d)
+      lr_g=lr_g, lr_d=lr_d, ortho_weight=float(m.get("ortho_weight", 0.0)),
+      standing_stats=standing,
+      standing_batch_size=int(m.get("standing_batch_size", 0)
+                              or config.batch_size // int(m.n_dis)),
+      truncation=check_truncation(config.sample.get("truncation", None)))

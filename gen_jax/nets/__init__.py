@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-from gen_jax.nets import gan
+from gen_jax.nets import biggan, gan
 from gen_jax.nets.autoencoder_kl import AutoencoderKL
 from gen_jax.nets.classifier import ClassifierCNN
 from gen_jax.nets.cyclegan import PatchDiscriminator, ResnetGenerator
@@ -53,6 +53,9 @@ NETS.add("vae_conv", ConvVAE)
 NETS.add("autoencoder_kl", AutoencoderKL)
 NETS.add("cyclegan_resnet_generator", ResnetGenerator)
 NETS.add("patchgan_discriminator", PatchDiscriminator)
+NETS.add("biggan_generator", biggan.BigGANGenerator)
+NETS.add("biggan_discriminator", biggan.BigGANDiscriminator)
+NETS.add("biggan_mlp_generator", biggan.BigGANMLPGenerator)
 
 
 def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:

@@ -117,13 +117,14 @@ def _time_embedding(module: nn.Module, t: jax.Array | None, dim: int) -> jax.Arr
 
 
 def _projection_head(module, h: jax.Array, y: jax.Array | None, num_classes: int,
-                     spectral_norm: bool, update_stats: bool) -> jax.Array:
+                     spectral_norm: bool, update_stats: bool, kernel_init=xavier) -> jax.Array:
   """Linear logit plus Miyato & Koyama's projection <embed(y), h>; h [B, F] -> [B]."""
-  out = _sn(nn.Dense(1, kernel_init=xavier, name="linear"), spectral_norm, update_stats)(h)[:, 0]
+  out = _sn(nn.Dense(1, kernel_init=kernel_init, name="linear"), spectral_norm,
+            update_stats)(h)[:, 0]
   if num_classes:
     if y is None:
       raise ValueError("A projection discriminator (num_classes > 0) needs labels y [B].")
-    emb = _sn(nn.Embed(num_classes, h.shape[-1], embedding_init=xavier, name="embed"),
+    emb = _sn(nn.Embed(num_classes, h.shape[-1], embedding_init=kernel_init, name="embed"),
               spectral_norm, update_stats)(y)
     out = out + jnp.sum(emb * h, axis=-1)
   return out
@@ -315,10 +316,11 @@ class DBlock(nn.Module):
   down: bool
   first: bool = False
   spectral_norm: bool = True
+  kernel_init: Any = xavier
 
   @nn.compact
   def __call__(self, x, temb, *, train: bool):
-    conv = lambda ch, k, name: _sn(nn.Conv(ch, (k, k), kernel_init=xavier, name=name),
+    conv = lambda ch, k, name: _sn(nn.Conv(ch, (k, k), kernel_init=self.kernel_init, name=name),
                                    self.spectral_norm, train)
     pool = lambda v: nn.avg_pool(v, (2, 2), strides=(2, 2)) if self.down else v
     h = x if self.first else nn.relu(x)

@@ -164,6 +164,18 @@ class Experiment:
       self._sample_fns[key] = fn
     return self._sample_fns[key]
 
+  def prepare_sampling(self, state: TrainState, step: int) -> TrainState:
+    """`method.prepare_sampling(state, key)` jitted (once), key = fold_in(sample_key, step)
+    folded with a constant of its own; `state` itself when the method keeps the default."""
+    if type(self.method).prepare_sampling is Method.prepare_sampling:
+      return state
+    if "prepare" not in self._sample_fns:
+      rep = sharding_lib.replicated(self.mesh)
+      self._sample_fns["prepare"] = jax.jit(self.method.prepare_sampling,
+                                            in_shardings=(rep, rep), out_shardings=rep)
+    key = jax.random.fold_in(jax.random.fold_in(self.sample_key, step), 0x5A4D)
+    return self._sample_fns["prepare"](state, key)
+
   def restore(self, data_iterator: Any = None) -> tuple[TrainState, int] | None:
     """The newest readable checkpoint as (state, step), or None when there is none.
 

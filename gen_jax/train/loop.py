@@ -83,7 +83,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   names = step_lib.metric_names(exp.method, exp.abstract_state(), exp.abstract_batch(), exp.loop_key)
   collection = step_lib.metrics_collection(names)
   train_step = step_lib.make_train_step(exp.method, collection, exp.mesh,
-                                        config.ema.decay, config.ema.warmup)
+                                        config.ema.decay, config.ema.warmup,
+                                        int(config.ema.get("start", 0)))
   acc = step_lib.empty_like_collection(collection, exp.mesh)
   train_step = sharding_lib.compile_on_every_process(
       train_step, state, exp.abstract_batch(), exp.loop_key, acc, name=f"train_{start}")
@@ -126,6 +127,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
           writer.write_scalars(step, scalars)
           acc = step_lib.empty_like_collection(collection, exp.mesh)
           exp.checkpointer.check_for_errors()
+        if _every(step, t.sample_every_steps, total) or (
+            eval_step is not None and _every(step, t.eval_every_steps, total)):
+          state = exp.prepare_sampling(state, step)
         if _every(step, t.checkpoint_every_steps, total):
           save(step)
         if _every(step, t.sample_every_steps, total):
@@ -190,6 +194,7 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
     raise
   state, step = exp.restore_or_fail()
   exp.checkpointer.close()
+  state = exp.prepare_sampling(state, step)
   if hasattr(exp.method, "translate"):  # image-to-image families (CycleGAN)
     return translation.run(config, exp, state, step)
   if conditional:
@@ -229,6 +234,7 @@ def run_eval(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
   exp = Experiment.create(config, workdir)
   state, step = exp.restore_or_fail()
   exp.checkpointer.close()
+  state = exp.prepare_sampling(state, step)
   results = evaluation.evaluate_split(exp, state, max_batches=config.eval.max_batches or None)
   sample_evaluator = sample_metrics.SampleEvaluator(exp)
   protocol = None

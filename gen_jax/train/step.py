@@ -39,7 +39,7 @@ def metric_names(method: Method, abstract_state: TrainState, abstract_batch: Any
 
 
 def make_train_step(method: Method, collection: type[clu_metrics.Collection], mesh,
-                    ema_decay: float, ema_warmup: bool) -> Callable:
+                    ema_decay: float, ema_warmup: bool, ema_start: int = 0) -> Callable:
   """Returns jitted `step(state, batch, loop_key, acc) -> (state, acc, metrics, finite)`.
 
   The step's random key is `fold_in(loop_key, state.step)`, so a resumed run draws exactly
@@ -50,7 +50,8 @@ def make_train_step(method: Method, collection: type[clu_metrics.Collection], me
   def step(state: TrainState, batch, loop_key, acc):
     rng = jax.random.fold_in(loop_key, state.step)
     new_state, metrics = method.update(state, batch, rng)
-    new_state = update_ema(new_state.replace(step=state.step + 1), ema_decay, ema_warmup)
+    new_state = update_ema(new_state.replace(step=state.step + 1), ema_decay, ema_warmup,
+                           ema_start)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in metrics.values()]))
     acc = acc.merge(collection.single_from_model_output(**metrics))
     return new_state, acc, metrics, finite

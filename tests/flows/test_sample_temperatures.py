@@ -41,7 +41,7 @@ def test_temperatures_are_refused_by_a_family_without_them_before_any_work(confi
 
 
 def test_a_request_of_the_config_is_refused_when_the_run_is_set_up(tmp_path):
-  c = load_config("gan/toy_eight_gaussians.py")
+  c = load_config("flows/maf_two_moons.py")
   c.sample.truncation = 0.7
-  with pytest.raises(UnsupportedSampleRequest, match=r"'gan' family cannot honour .*truncation"):
+  with pytest.raises(UnsupportedSampleRequest, match=r"'flow' family cannot honour .*truncation"):
     Experiment.create(c, tmp_path)

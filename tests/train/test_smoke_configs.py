@@ -39,6 +39,9 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # CycleGAN on folders: tests/gan/test_cyclegan.py trains and samples it from the command
     # line; cyclegan/horse2zebra.py:smoke runs the same networks on (mocked) tfds.
     "cyclegan/folders.py",
+    # BigGAN's CIFAR-10 networks are its ImageNet smoke networks at 32x32 without
+    # attention (gan/biggan_imagenet.py:smoke runs by default).
+    "gan/biggan_cifar10.py",
 })
 
 CONFIGS = [
