@@ -7,4 +7,5 @@ from gen_jax.methods import ddpm  # noqa: F401  (registers "ddpm")
 from gen_jax.methods import flow  # noqa: F401  (registers "flow")
 from gen_jax.methods import gan  # noqa: F401  (registers "gan")
 from gen_jax.methods import score_sde  # noqa: F401  (registers "score_sde")
+from gen_jax.methods import stylegan2  # noqa: F401  (registers "stylegan2")
 from gen_jax.methods.base import METHODS, Method, build_method  # noqa: F401

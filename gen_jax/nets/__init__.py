@@ -13,6 +13,7 @@ from typing import Any, Callable
 import flax.linen as nn
 
 from gen_jax.nets import gan
+from gen_jax.nets import stylegan2
 from gen_jax.nets.classifier import ClassifierCNN
 from gen_jax.nets.flow_conditioners import ConvConditioner, MLPConditioner, ResNetConditioner
 from gen_jax.nets.layers import (AttentionBlock, Downsample, ResnetBlock, Upsample,
@@ -45,6 +46,10 @@ NETS.add("sngan_generator", gan.SNGANGenerator)
 NETS.add("sngan_discriminator", gan.SNGANDiscriminator)
 NETS.add("ddgan_mlp", gan.DDGANMLP)
 NETS.add("ddgan_unet", gan.DDGANUNet)
+NETS.add("stylegan2_generator", stylegan2.StyleGAN2Generator)
+NETS.add("stylegan2_discriminator", stylegan2.StyleGAN2Discriminator)
+NETS.add("stylegan2_mlp_generator", stylegan2.StyleGAN2MLPGenerator)
+NETS.add("stylegan2_mlp_discriminator", stylegan2.StyleGAN2MLPDiscriminator)
 
 
 def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:
