@@ -48,8 +48,8 @@ def stylegan2_config(*, generator: dict, discriminator: dict, lr: float, gamma: 
       truncation=1.0,  # default psi of sampling (a SampleSpec's truncation overrides it)
       ada=ml_collections.ConfigDict(dict(
           enabled=ada, pipe="bgc", initial_p=0.0,
-          target=0.6,  # < 0: fixed p = initial_p ("--aug=fixed")
-          interval=4, kimg=500.0)),
+          adaptive=True,  # False: fixed p = initial_p ("--aug=fixed")
+          target=0.6, interval=4, kimg=500.0)),
   ))
   c.optim.eps = 1e-8
   c.batch_size = batch

@@ -1,4 +1,4 @@
-"""Discriminator regularisers: gradient penalty, R1 (lazy), LeCam.
+"""GAN regularisers: gradient penalty, R1 (lazy), path length (StyleGAN2), LeCam.
 
 * Gradient penalty (WGAN-GP; Gulrajani et al., "Improved Training of Wasserstein GANs",
   2017): with x_hat = a x_real + (1 - a) x_fake, a ~ U[0, 1] per example,
@@ -11,6 +11,9 @@
                  weight of gamma / 2 per step;
     "none"       gamma / 2 (Xiao et al.'s DDGAN code, train_ddgan.py with --lazy_reg k),
                  so the average weight is gamma / (2 k).
+* Path length (Karras et al., StyleGAN2, 2020): E[(||J_w^T y||_2 - a)^2] with y ~ N(0, I) /
+  sqrt(H W) and a the running mean of the lengths (`path_length_penalty`); lazy with the
+  "stylegan2" convention (pl_every * pl_weight on every pl_every-th step).
 * LeCam (Tseng et al., "Regularizing GANs under Limited Data", CVPR 2021):
       R_LC = E[relu(d_real - alpha_fake)^2] + E[relu(alpha_real - d_fake)^2],
   with alpha_real / alpha_fake exponential moving averages of the discriminator's mean

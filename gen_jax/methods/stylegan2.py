@@ -355,7 +355,7 @@ def build_ada(cfg) -> ada_lib.AdaptiveAugment | None:
   """ADA from config.method.ada (None when disabled)."""
   if cfg is None or not cfg.enabled:
     return None
-  target = float(cfg.target) if cfg.target is not None and cfg.target >= 0 else None
+  target = float(cfg.target) if cfg.adaptive else None
   return ada_lib.AdaptiveAugment(pipe=ada_lib.AugmentPipe.named(cfg.pipe),
                                  initial_p=float(cfg.initial_p), target=target,
                                  interval=int(cfg.interval), kimg=float(cfg.kimg))

@@ -251,7 +251,7 @@ def _tiny_config():
   c.method.pl_weight = 2.0
   c.method.style_mixing_prob = 0.9
   c.method.r1_gamma = 1.0
-  c.method.ada.target = -2.0
+  c.method.ada.target = -2.0  # below any r_t: p grows by one step per adjustment
   c.method.ada.kimg = 0.1
   return c
 
@@ -288,6 +288,7 @@ def _runner(c, num_devices):
   return method, state, run, mesh
 
 
+@pytest.mark.slow  # ~16 min of CPU compilation on the loaded 2-core machine
 def test_eight_devices_equal_one_device():
   assert jax.device_count() == 8
   c = _tiny_config()
@@ -310,6 +311,7 @@ def test_eight_devices_equal_one_device():
     assert key in m1[0], key
 
 
+@pytest.mark.slow  # one compilation of the full step (minutes on 2 loaded cores)
 def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
   c = _tiny_config()
   method, init, run, mesh = _runner(c, 1)
