@@ -33,6 +33,10 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # The CIFAR-10 smoke runs cover these networks; one-channel runs: ddpm/digits.py, and
     # score_sde/mnist.py:smoke is trained end to end by tests/train/test_conditional_sampling.
     "ddpm/mnist.py", "score_sde/mnist.py",
+    # StyleGAN2: the folder config's smoke run covers the image networks, ADA and the lazy
+    # phases; the CIFAR-10 config's smoke model is trained by the (slow) 8-vs-1 device
+    # test of tests/gan/test_stylegan2.py.
+    "gan/stylegan2_cifar10.py",
 })
 
 CONFIGS = [
