@@ -8,13 +8,15 @@ visible device, then prints a markdown table:
     python experiments/bench/gan_bench.py                 # dcgan, sngan, ddgan, biggan
     python experiments/bench/gan_bench.py --configs=gan/sngan.py --batch_size=64 --steps=20
     python experiments/bench/gan_bench.py --configs=cyclegan/folders.py:size=128  # CycleGAN
+    python experiments/bench/gan_bench.py --configs=gan/stylegan2_folder.py:resolution=64
 
 Per config: parameters of G and D; train-step compile time (lower + compile); median time
 of a train step (one generator step and its n_dis discriminator steps) and steps/s;
 generator images/s for ONE forward pass of the EMA generator (batch --sample_batch);
 images/s of the full sampler (1 forward for a GAN, T for a DDGAN) and its NFE.
 
-Flags: --configs (comma-separated paths under configs/), --batch_size (global batch of one
+Flags: --configs (comma-separated paths under configs/, each with an optional ":arg" as on
+the command line, e.g. gan/stylegan2_folder.py:resolution=64), --batch_size (global batch of one
 train step, i.e. n_dis slices for a GAN; default the config's), --steps (timed train
 steps), --warmup (untimed steps and sampling calls first), --sample_batch, --repeats
 (timed generator calls), --markdown_out. The persistent compilation cache is off.
@@ -69,10 +71,14 @@ def bench_config(relpath: str) -> dict:
   from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   from tests.train.helpers import load_config  # pylint: disable=g-import-not-at-top
 
-  c = load_config(relpath, None)
+  path, _, arg = relpath.partition(":")
+  c = load_config(path, arg or None)
   if _BATCH.value:
     c.batch_size = _BATCH.value
-  shape, classes = _SHAPES[c.data.name]
+  if c.data.source == "folder":  # an image folder at the config's resolution, one class
+    shape, classes = (c.data.image_size, c.data.image_size, 3), 1
+  else:
+    shape, classes = _SHAPES[c.data.name]
   method = build_method(c, DatasetInfo(shape, classes, 50_000))
   mesh = sharding_lib.make_mesh(0)
   rng = np.random.default_rng(0)
@@ -111,8 +117,10 @@ def bench_config(relpath: str) -> dict:
     forward = jax.jit(lambda p: method.generator.apply({"params": p, **g_vars}, x, t, z, y,
                                                        train=False))
   else:
+    # StyleGAN2 draws its noise inputs from the "noise" stream; other nets ignore it.
     forward = jax.jit(lambda p: method.generator.apply({"params": p, **g_vars}, z, y,
-                                                       train=False))
+                                                       train=False,
+                                                       rngs={"noise": jax.random.key(5)}))
   sample = jax.jit(lambda s, k: method.sample(s, k, n).samples)
   g = state.ema_params["generator"]
   _timed(lambda: forward(g), _WARMUP.value + 1)

@@ -1,4 +1,5 @@
-"""GAN regularisers: gradient penalty, R1 (lazy), LeCam (discriminator); orthogonal (G).
+"""GAN regularisers: gradient penalty, R1 (lazy), LeCam (discriminator); path length
+(StyleGAN2) and orthogonal (BigGAN) on the generator.
 
 * Gradient penalty (WGAN-GP; Gulrajani et al., "Improved Training of Wasserstein GANs",
   2017): with x_hat = a x_real + (1 - a) x_fake, a ~ U[0, 1] per example,
@@ -11,6 +12,9 @@
                  weight of gamma / 2 per step;
     "none"       gamma / 2 (Xiao et al.'s DDGAN code, train_ddgan.py with --lazy_reg k),
                  so the average weight is gamma / (2 k).
+* Path length (Karras et al., StyleGAN2, 2020): E[(||J_w^T y||_2 - a)^2] with y ~ N(0, I) /
+  sqrt(H W) and a the running mean of the lengths (`path_length_penalty`); lazy with the
+  "stylegan2" convention (pl_every * pl_weight on every pl_every-th step).
 * LeCam (Tseng et al., "Regularizing GANs under Limited Data", CVPR 2021):
       R_LC = E[relu(d_real - alpha_fake)^2] + E[relu(alpha_real - d_fake)^2],
   with alpha_real / alpha_fake exponential moving averages of the discriminator's mean
@@ -161,3 +165,37 @@ def orthogonal_regularization(params: Any, exclude: Sequence[str] = ()) -> Array
       continue
     total = total + orthogonal_penalty(weight_matrix(str(keys[-1]), value).astype(jnp.float32))
   return total
+
+
+def r1_penalty_and_logits(d_fn: DiscriminatorFn, real: Array) -> tuple[Array, Array]:
+  """(R1 = E[||grad_x D(x_real)||^2], the logits D(x_real) [B]) from one double pass."""
+  grads, logits = jax.grad(lambda v: (lambda l: (jnp.sum(l), l))(d_fn(v)), has_aux=True)(real)
+  return jnp.mean(_flat_sq_norm(grads)), logits
+
+
+def path_length_penalty(synthesis_fn: Callable[[Array], Array], ws: Array, noise: Array,
+                        pl_mean: Array, decay: float) -> tuple[Array, Array]:
+  """StyleGAN2's path length regulariser (Karras et al. 2020, eq. 4 and its code).
+
+  With y = noise (drawn N(0, I) / sqrt(H W) by the caller) and J_w the Jacobian of the
+  synthesis at ws [B, L, W]:
+      a_i = sqrt(mean_l ||(J_w^T y)_{i, l}||^2),
+      pl_mean' = pl_mean + decay * (mean_i a_i - pl_mean),
+      penalty = mean_i (a_i - pl_mean')^2,
+  where pl_mean' is not detached inside the penalty (as the official loss.py).
+
+  Args:
+    synthesis_fn: ws [B, L, W] -> images [B, ...] (its randomness fixed by the caller).
+    ws: [B, L, W] intermediate latents.
+    noise: [B, ...] the projection y, same shape as the images.
+    pl_mean: running mean of the lengths (scalar).
+    decay: pl_decay (0.01).
+
+  Returns:
+    (penalty scalar, pl_mean' scalar): multiply the penalty by pl_weight (and the lazy
+    period); store stop_gradient(pl_mean').
+  """
+  grads = jax.grad(lambda w: jnp.sum(synthesis_fn(w) * noise))(ws)
+  lengths = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=2), axis=1))
+  new_mean = pl_mean + decay * (jnp.mean(lengths) - pl_mean)
+  return jnp.mean(jnp.square(lengths - new_mean)), new_mean

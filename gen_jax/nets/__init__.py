@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-from gen_jax.nets import biggan, gan
+from gen_jax.nets import biggan, gan, stylegan2
 from gen_jax.nets.autoencoder_kl import AutoencoderKL
 from gen_jax.nets.classifier import ClassifierCNN
 from gen_jax.nets.cyclegan import PatchDiscriminator, ResnetGenerator
@@ -56,6 +56,10 @@ NETS.add("patchgan_discriminator", PatchDiscriminator)
 NETS.add("biggan_generator", biggan.BigGANGenerator)
 NETS.add("biggan_discriminator", biggan.BigGANDiscriminator)
 NETS.add("biggan_mlp_generator", biggan.BigGANMLPGenerator)
+NETS.add("stylegan2_generator", stylegan2.StyleGAN2Generator)
+NETS.add("stylegan2_discriminator", stylegan2.StyleGAN2Discriminator)
+NETS.add("stylegan2_mlp_generator", stylegan2.StyleGAN2MLPGenerator)
+NETS.add("stylegan2_mlp_discriminator", stylegan2.StyleGAN2MLPDiscriminator)
 
 
 def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:

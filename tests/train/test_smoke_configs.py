@@ -42,6 +42,10 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # BigGAN's CIFAR-10 networks are its ImageNet smoke networks at 32x32 without
     # attention (gan/biggan_imagenet.py:smoke runs by default).
     "gan/biggan_cifar10.py",
+    # StyleGAN2: the folder config's smoke run covers the image networks, ADA and the lazy
+    # phases; the CIFAR-10 config's smoke model is trained by the (slow) 8-vs-1 device
+    # test of tests/gan/test_stylegan2.py.
+    "gan/stylegan2_cifar10.py",
 })
 
 CONFIGS = [
