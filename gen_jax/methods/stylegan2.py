@@ -319,7 +319,7 @@ class StyleGAN2(GAN):
     """Per example: D's logits (no augmentation) on real data and on EMA samples."""
     x = batch["image"]
     y = self._labels(batch, x.shape[0])
-    samples = self.sample(state, rng, x.shape[0], labels=y).samples
+    samples = self.sample(state, rng, x.shape[0], SampleSpec(labels=y)).samples
     ms = state.model_state
     d = lambda v: apply_net(self.discriminator, state.params[D], ms[D], v, y, None,
                             train=False)[0]
