@@ -10,6 +10,7 @@ from gen_jax import nets
 from gen_jax.diffusion import guidance
 from gen_jax.methods.base import Batch, Method, Metrics, single_network_step
 from gen_jax.samplers import SAMPLERS, AdaptiveSampleOutput
+from gen_jax.core import precision
 from gen_jax.core.state import TrainState
 
 
@@ -23,7 +24,7 @@ def build_denoiser(config, info) -> tuple[object, tuple[int, ...], int]:
                      "set method.class_conditional=False or use a labelled dataset.")
   data_shape = tuple(int(d) for d in info.image_shape)
   net = nets.build_net(net_name, out_channels=data_shape[-1], num_classes=num_classes,
-                       **model_kwargs)
+                       dtype=precision.compute_dtype(config), **model_kwargs)
   return net, data_shape, num_classes
 
 

@@ -47,12 +47,14 @@ class Experiment:
   sample_key: jax.Array
   eval_key: jax.Array
   _sample_fns: dict = dataclasses.field(default_factory=dict, repr=False)
+  _shardings: dict = dataclasses.field(default_factory=dict, repr=False)
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> "Experiment":
     workdir = pathlib.Path(workdir)
-    mesh = sharding_lib.make_mesh(config.trainer.num_devices)
-    sharding_lib.process_batch_size(config.batch_size, mesh)  # validates divisibility
+    mesh = sharding_lib.make_mesh(config.trainer.num_devices, shape=config.get("mesh", ""))
+    sharding_lib.process_batch_size(config.batch_size, mesh,  # validates divisibility
+                                    config.get("grad_accum_steps", 1))
     train_source, info = data_lib.build_source(config.data, "train")
     method = build_method(config, info)
     root = jax.random.key(config.seed)
@@ -81,15 +83,22 @@ class Experiment:
     return {"image": jax.ShapeDtypeStruct((b, *self.info.image_shape), jnp.float32, sharding=s),
             "label": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=s)}
 
+  def state_shardings(self) -> TrainState:
+    """The train state's shardings on the mesh (replicated, or fsdp: `core/sharding.py`)."""
+    if "state" not in self._shardings:
+      shapes = jax.eval_shape(self.method.init, self.init_key, self.abstract_batch())
+      self._shardings["state"] = sharding_lib.state_shardings(shapes, self.mesh)
+    return self._shardings["state"]
+
   def abstract_state(self) -> TrainState:
-    """The train state's shapes and dtypes, replicated on the mesh (nothing computed)."""
+    """The train state's shapes, dtypes and shardings on the mesh (nothing computed)."""
     shapes = jax.eval_shape(self.method.init, self.init_key, self.abstract_batch())
-    rep = sharding_lib.replicated(self.mesh)
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                        shapes, self.state_shardings())
 
   def init_state(self, first_batch: dict[str, jax.Array]) -> TrainState:
     """A fresh state; data-dependent initialisation sees the first global batch."""
-    init = jax.jit(self.method.init, out_shardings=sharding_lib.replicated(self.mesh))
+    init = jax.jit(self.method.init, out_shardings=self.state_shardings())
     return init(self.init_key, first_batch)
 
   def sample_fn(self, num_samples: int, **sample_kwargs):
@@ -105,7 +114,8 @@ class Experiment:
              else sharding_lib.replicated(self.mesh))
       self._sample_fns[key] = jax.jit(
           lambda state, rng: self.method.sample(state, rng, num_samples, **sample_kwargs),
-          in_shardings=(sharding_lib.replicated(self.mesh),) * 2, out_shardings=out)
+          in_shardings=(self.state_shardings(), sharding_lib.replicated(self.mesh)),
+          out_shardings=out)
     return self._sample_fns[key]
 
   def restore(self, data_iterator: Any = None) -> tuple[TrainState, int] | None:
