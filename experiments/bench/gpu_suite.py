@@ -9,8 +9,8 @@ Sections (each prints its rows as soon as they are measured):
   glow   Glow CIFAR-10 (configs/flows/glow_cifar10.py, 3 levels x 32 steps) train step at
          batch 64, fp32 / bf16
 
-    python experiments/bench/gpu_suite.py --markdown_out=experiments/bench/gpu_suite_h100.md
-    python experiments/bench/gpu_suite.py --smoke      # tiny models on any device (seconds)
+    python experiments/bench/gpu_suite.py --steps=10 --warmup=2 --markdown_out=gpu_suite.md
+    python experiments/bench/gpu_suite.py --smoke --steps=1 --warmup=0   # tiny, any device
 
 MFU uses --peak_tflops_bf16 for bf16 rows and --peak_tflops_fp32 for fp32 rows (defaults:
 H100/H200 SXM dense bf16 989 TFLOP/s, and TF32 495 TFLOP/s, the rate XLA's default fp32
@@ -36,12 +36,12 @@ import scale_bench  # noqa: E402  (also puts the repository on sys.path)
 
 _SECTIONS = flags.DEFINE_string("sections", "ddpm,ddim,ncsnpp,glow", "Sections to run.")
 _PRECISIONS = flags.DEFINE_string("precisions", "fp32,bf16", "Precisions of every section.")
-_STEPS = flags.DEFINE_integer("steps", 10, "Timed train steps / sampling calls.")
-_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps first.")
 _PEAK_BF16 = flags.DEFINE_float("peak_tflops_bf16", 989.0, "Peak dense bf16 TFLOP/s.")
 _PEAK_FP32 = flags.DEFINE_float("peak_tflops_fp32", 495.0, "Peak dense fp32 (TF32) TFLOP/s.")
-_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny models and batches (checks the script).")
-_MARKDOWN_OUT = flags.DEFINE_string("markdown_out", None, "Also write the table to this file.")
+# Shared with scale_bench.py (defined there): --steps, --warmup, --smoke, --markdown_out.
+_STEPS, _WARMUP = scale_bench._STEPS, scale_bench._WARMUP  # pylint: disable=protected-access
+_SMOKE, _MARKDOWN_OUT = (scale_bench._SMOKE,  # pylint: disable=protected-access
+                         scale_bench._MARKDOWN_OUT)
 
 _SECTION_CONFIGS = {  # name: (config path, config arg, batch size)
     "ddpm": ("ddpm/cifar10.py", None, 128),

@@ -21,8 +21,12 @@ python -c "import jax; print(jax.devices())"
 out="experiments/bench/gpu_suite_gpu.md"
 extra=()
 for arg in "$@"; do
-  if [[ "$arg" == "--smoke" ]]; then out="/tmp/gpu_suite_smoke.md"; fi
+  if [[ "$arg" == "--smoke" ]]; then
+    out="/tmp/gpu_suite_smoke.md"
+    extra+=("--steps=1" "--warmup=0")
+  fi
   extra+=("$arg")
 done
-timeout 540 python experiments/bench/gpu_suite.py --markdown_out="$out" "${extra[@]}"
+timeout 540 python experiments/bench/gpu_suite.py --steps=10 --warmup=2 --markdown_out="$out" \
+  "${extra[@]}"
 echo "Table written to $out"

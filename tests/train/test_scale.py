@@ -82,6 +82,7 @@ def _run(method, mesh, steps, grad_accum_steps=1, shardings=True):
                                         grad_accum_steps=grad_accum_steps, state_sharding=st)
   acc = step_lib.empty_like_collection(collection, mesh)
   batch = jax.device_put(batch, sharding_lib.batch_sharding(mesh))
+  metrics = None
   for _ in range(steps):
     state, acc, metrics, _ = train_step(state, batch, jax.random.key(3), acc)
   return state, metrics
@@ -132,7 +133,9 @@ def test_mesh_shapes_and_errors():
 
 
 def test_fsdp_step_equals_replicated_and_shards_the_state(tmp_path):
-  method = _Regression(optimizer=optax.adam(1e-2))
+  # SGD with momentum (its trace is sharded like the parameters); Adam's normalisation
+  # would amplify the reassociation differences of near-zero gradients.
+  method = _Regression(optimizer=optax.sgd(0.1, momentum=0.9))
   replicated, m_rep = _run(method, sharding_lib.make_mesh(), steps=2)
   fsdp_mesh = sharding_lib.make_mesh(shape="data=2,fsdp=4")
   fsdp, m_fsdp = _run(method, fsdp_mesh, steps=2)
