@@ -16,7 +16,8 @@ seconds, images/s, parameter bytes per device, XLA's planned peak per device (Mi
 its temporaries (activations) per device.
 
 Flags: --config (under configs/), --batch_size, --steps (timed), --warmup, --rows
-(comma-separated row names, default all), --smoke, --markdown_out.
+(comma-separated row names, default all), --smoke, --markdown_out; --residuals prints
+instead the bytes the network's backward pass keeps with and without remat (traced only).
 `train_step_report` is also used by gpu_suite.py.
 """
 
@@ -45,6 +46,9 @@ _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed train steps first.")
 _ROWS = flags.DEFINE_string("rows", "", "Comma-separated row names (default: all).")
 _SMOKE = flags.DEFINE_bool("smoke", False, "A tiny UNet (seconds), to check the script.")
 _MARKDOWN_OUT = flags.DEFINE_string("markdown_out", None, "Also write the table to this file.")
+_RESIDUALS = flags.DEFINE_bool(
+    "residuals", False, "Only print the bytes the UNet's backward pass keeps (JAX's "
+    "saved residuals, traced, nothing compiled) with and without remat.")
 
 # name: (precision, remat, number of devices, mesh, grad_accum_steps)
 ROWS = {
@@ -159,6 +163,40 @@ def row_config(relpath: str, row: str, batch_size: int, smoke: bool):
   return c
 
 
+def residual_report(relpath: str, batch_size: int) -> list[str]:
+  """What the backward pass of the config's network keeps, with and without remat.
+
+  `jax`'s saved residuals of sum(net(x, t)) at the batch size (parameters included, since
+  the backward pass needs the kernels): the activations remat stops storing, independent
+  of how a backend schedules them.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jax._src.ad_checkpoint import saved_residuals  # pylint: disable=g-import-not-at-top
+  from gen_jax import nets  # pylint: disable=g-import-not-at-top
+
+  c = load_config(relpath)
+  shape, _ = _SHAPES[c.data.name or c.data.source]
+  x, t = jnp.ones((batch_size, *shape)), jnp.ones((batch_size,))
+  out = []
+  for remat in (False, True):
+    kwargs = {**dict(c.model), "remat": remat}
+    net = nets.build_net(kwargs.pop("name"), **kwargs)
+    params = jax.eval_shape(lambda: net.init({"params": jax.random.key(0)}, x, t,
+                                             train=False))["params"]
+    params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), params)
+    loss = lambda p: jnp.sum(net.apply({"params": p}, x, t, train=True,
+                                       rngs={"dropout": jax.random.key(1)}))
+    res = saved_residuals(loss, params)
+    total = sum(int(np.prod(a.shape)) * a.dtype.itemsize for a, _ in res)
+    p_bytes = sum(int(np.prod(a.shape)) * 4 for a in jax.tree.leaves(params))
+    out.append(f"remat={remat}: {len(res)} saved residuals, {total / 2 ** 20:.1f} MiB "
+               f"(parameters {p_bytes / 2 ** 20:.1f} MiB, activations "
+               f"{(total - p_bytes) / 2 ** 20:.1f} MiB)")
+  return out
+
+
 def _mib(x: float) -> str:
   return "n/a" if x != x else f"{x / 2 ** 20:.1f}"
 
@@ -167,6 +205,9 @@ def main(argv):
   del argv
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update("jax_enable_compilation_cache", False)
+  if _RESIDUALS.value:
+    print("\n".join(residual_report(_CONFIG.value, _BATCH.value)))
+    return
   names = [r.strip() for r in _ROWS.value.split(",") if r.strip()] or list(ROWS)
   lines = [f"config {_CONFIG.value}, batch {_BATCH.value}, {_STEPS.value} timed steps after "
            f"{_WARMUP.value} warm-up; jax {jax.__version__}, {jax.devices()[0].platform}",
