@@ -177,6 +177,7 @@ def _sgd_digits(num_train_steps, **fields):
   return c
 
 
+@pytest.mark.slow  # three trainer runs of the digits UNet (~35 min on the loaded 2 cores)
 def test_trainer_with_fsdp_and_accumulation_resumes_on_another_mesh(tmp_path):
   """2 steps on (data=2, fsdp=4), resumed on (data=8) to 3 steps, equal the uninterrupted
   replicated run (both with 2 micro-batches per step: DDPM draws each micro-batch's noise
