@@ -50,6 +50,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.batch_size = 128  # global, over all devices of all processes
   c.num_train_steps = 100_000
+  # Speed and scale (gen_jax/core/precision.py, train/step.py, core/sharding.py):
+  c.precision = "fp32"  # fp32 | bf16: the networks' computation dtype (params stay fp32)
+  c.grad_accum_steps = 1  # average the gradients of this many micro-batches per update
+  c.mesh = ""  # device mesh, e.g. "data=2,fsdp=4" ("": every device on the data axis)
 
   c.data = ml_collections.ConfigDict(dict(
       source="digits",  # digits | tfds | folder | idx | npz

@@ -14,7 +14,7 @@ def ddpm_config(*, image_size: int, ch: int, ch_mult, num_res_blocks: int, attn_
   return ddpm_config_with_model(ml_collections.ConfigDict(dict(
       name="unet", ch=ch, ch_mult=tuple(ch_mult), num_res_blocks=num_res_blocks,
       attn_resolutions=tuple(attn_resolutions), dropout=dropout, num_groups=32, num_heads=1,
-      resamp_with_conv=True)))
+      resamp_with_conv=True, remat=False)))
 
 
 def ddpm_config_with_model(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -89,7 +89,7 @@ def ncsnpp_model(**overrides) -> dict:
   m = dict(name="ncsnpp", ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=4,
            attn_resolutions=(16,), dropout=0.1, embedding_type="fourier", fourier_scale=16.0,
            resblock_type="biggan", fir=True, skip_rescale=True, progressive="none",
-           progressive_input="residual", num_groups=32)
+           progressive_input="residual", num_groups=32, remat=False)
   m.update(overrides)
   return m
 
@@ -99,7 +99,7 @@ def ddpmpp_model(**overrides) -> dict:
   m = dict(name="ncsnpp", ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=4,
            attn_resolutions=(16,), dropout=0.1, embedding_type="positional",
            resblock_type="biggan", fir=False, skip_rescale=True, progressive="none",
-           progressive_input="none", num_groups=32)
+           progressive_input="none", num_groups=32, remat=False)
   m.update(overrides)
   return m
 

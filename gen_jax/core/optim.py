@@ -79,6 +79,10 @@ def build_optimizer(cfg: Mapping[str, Any], num_train_steps: int,
   return tx
 
 
+# The norms of `apply_gradients` that describe the update applied (not one batch's gradient).
+APPLIED_UPDATE_METRICS = ("param_norm", "update_norm")
+
+
 def apply_gradients(
     tx: optax.GradientTransformation, grads, opt_state, params, prefix: str = ""
 ) -> tuple[Any, Any, dict[str, jax.Array]]:

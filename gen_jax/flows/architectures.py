@@ -11,14 +11,20 @@
 
 Each builder returns a `Bijector` mapping data of shape [B, ...] to a latent of the same
 shape (see `Flow`).
+
+The builders with neural conditioners (glow, realnvp, nice) take `dtype`, the conditioners'
+computation dtype (`config.precision`; the bijectors' own maths, actnorm, the invertible
+1x1 convolution and every log-determinant stay float32), and `remat`, which recomputes
+each coupling's conditioner in the backward pass instead of storing its activations.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from gen_jax.flows.actnorm import ActNorm
 from gen_jax.flows.bijectors import Bijector, Chain
@@ -42,19 +48,29 @@ def conditioner_names() -> list[str]:
   return [n[len(_CONDITIONER_PREFIX):] for n in NETS.names() if n.startswith(_CONDITIONER_PREFIX)]
 
 
-def build_conditioner(name: str, **kwargs) -> nn.Module:
+def build_conditioner(name: str, *, dtype: Any = jnp.float32, remat: bool = False,
+                      **kwargs) -> nn.Module:
   """The coupling conditioner `name` ("conv", "resnet", "mlp"), i.e. the network
-  `NETS["flow_" + name]`, with its keyword arguments (a typo is a clear error)."""
+  `NETS["flow_" + name]`, with its keyword arguments (a typo is a clear error).
+
+  `remat` rematerialises the conditioner (flax `nn.remat`; the same parameters).
+  """
   if name not in conditioner_names():
     raise ValueError(f"Unknown flow conditioner {name!r}; choose one of: "
                      f"{', '.join(conditioner_names())}.")
-  return build_net(_CONDITIONER_PREFIX + name, **kwargs)
+  net = build_net(_CONDITIONER_PREFIX + name, dtype=dtype, **kwargs)
+  if not remat:
+    return net
+  # net(x, out_features): out_features (argument 2, counting the module) is a Python int.
+  fields = {f: getattr(net, f) for f in type(net).__dataclass_fields__
+            if f not in ("parent", "name")}
+  return nn.remat(type(net), static_argnums=(2,))(**fields)
 
 
 @FLOWS.register("glow")
 def glow(num_levels: int = 3, depth: int = 32, width: int = 512, coupling: str = "affine",
          permutation: str = "lu", learn_top: bool = True, learned_split_prior: bool = True,
-         conditioner: str = "conv") -> Bijector:
+         conditioner: str = "conv", dtype: Any = jnp.float32, remat: bool = False) -> Bijector:
   """Glow for images [B, H, W, C] with H, W divisible by 2**num_levels."""
   if coupling not in ("affine", "additive"):
     raise ValueError(f"glow coupling must be 'affine' or 'additive', got {coupling!r}.")
@@ -63,7 +79,7 @@ def glow(num_levels: int = 3, depth: int = 32, width: int = 512, coupling: str =
 
   def step():
     mix = Permute() if permutation == "reverse" else InvConv1x1(lu=permutation == "lu")
-    net = build_conditioner(conditioner, width=width)
+    net = build_conditioner(conditioner, width=width, dtype=dtype, remat=remat)
     return [ActNorm(), mix, Coupling(net, mask="channel", parity=0,
                                      scale="sigmoid" if coupling == "affine" else "additive")]
 
@@ -79,14 +95,15 @@ def glow(num_levels: int = 3, depth: int = 32, width: int = 512, coupling: str =
 @FLOWS.register("realnvp")
 def realnvp(num_scales: int = 2, width: int = 64, num_blocks: int = 8,
             couplings_per_scale: int = 3, final_couplings: int = 4,
-            actnorm: bool = False) -> Bijector:
+            actnorm: bool = False, dtype: Any = jnp.float32, remat: bool = False) -> Bijector:
   """RealNVP for images [B, H, W, C] with H, W divisible by 2**(num_scales - 1)."""
 
   def couplings(n, mask):
     layers = []
     for i in range(n):
-      layers.append(Coupling(build_conditioner("resnet", width=width, num_blocks=num_blocks),
-                             mask=mask, parity=i % 2, scale="exp_tanh"))
+      net = build_conditioner("resnet", width=width, num_blocks=num_blocks, dtype=dtype,
+                              remat=remat)
+      layers.append(Coupling(net, mask=mask, parity=i % 2, scale="exp_tanh"))
       if actnorm:
         layers.append(ActNorm())
     return Chain(layers)
@@ -100,10 +117,12 @@ def realnvp(num_scales: int = 2, width: int = 64, num_blocks: int = 8,
 
 
 @FLOWS.register("nice")
-def nice(num_couplings: int = 4, width: int = 1000, depth: int = 5) -> Bijector:
+def nice(num_couplings: int = 4, width: int = 1000, depth: int = 5,
+         dtype: Any = jnp.float32, remat: bool = False) -> Bijector:
   """NICE for images or vectors: additive MLP couplings and a final diagonal scaling."""
-  layers = [Coupling(build_conditioner("mlp", width=width, depth=depth), mask="checkerboard",
-                     parity=i % 2, scale="additive") for i in range(num_couplings)]
+  mlp = lambda: build_conditioner("mlp", width=width, depth=depth, dtype=dtype, remat=remat)
+  layers = [Coupling(mlp(), mask="checkerboard", parity=i % 2, scale="additive")
+            for i in range(num_couplings)]
   return Chain(layers + [ActNorm(data_init=False)])
 
 
@@ -118,10 +137,19 @@ def maf(num_layers: int = 5, hidden: Sequence[int] = (64, 64), actnorm: bool = F
   return Chain(layers)
 
 
-def build_flow(name: str, **kwargs) -> Bijector:
-  """The architecture `name` built with `kwargs` (e.g. `config.model` minus its name)."""
+def build_flow(name: str, *, dtype: Any = None, **kwargs) -> Bijector:
+  """The architecture `name` built with `kwargs` (e.g. `config.model` minus its name).
+
+  `dtype`: the conditioners' computation dtype (None: float32); an architecture without
+  neural conditioners (maf) refuses a narrower one.
+  """
   builder = FLOWS.get(name)
   valid = set(inspect.signature(builder).parameters)
+  if dtype is not None and jnp.dtype(dtype) != jnp.dtype(jnp.float32):
+    if "dtype" not in valid:
+      raise ValueError(f"Flow {name!r} computes in float32 only; it does not support "
+                       f"config.precision={jnp.dtype(dtype).name!r}. Set config.precision='fp32'.")
+    kwargs["dtype"] = dtype
   unknown = sorted(set(kwargs) - valid)
   if unknown:
     raise ValueError(f"Flow {name!r} has no argument(s) {unknown}; valid: {sorted(valid)}.")

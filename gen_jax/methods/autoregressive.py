@@ -47,6 +47,7 @@ from gen_jax.nets import build_net
 from gen_jax.nets.wavenet import WaveNet
 from gen_jax.core.sample import SampleOutput, SampleSpec
 from gen_jax.core.optim import build_optimizer, learning_rate_schedule
+from gen_jax.core import precision
 from gen_jax.core.state import TrainState
 
 LIKELIHOODS = ("categorical", "dlm")
@@ -252,6 +253,7 @@ def build_autoregressive(config, info) -> AutoregressiveMethod:
   shape = tuple(int(d) for d in info.image_shape)
   model = dict(config.model)
   name = model.pop("name")
+  model["dtype"] = precision.compute_dtype(config)
   clash = sorted(set(model) & set(_FILLED_BY_METHOD))
   if clash:
     raise ValueError(f"config.model must not set {clash}: the autoregressive method derives "

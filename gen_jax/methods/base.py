@@ -30,10 +30,12 @@ averages them over the evaluation split).
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from gen_jax.core.registry import Registry
 from gen_jax.core.sample import SampleOutput, SampleSpec
@@ -93,15 +95,48 @@ class Method(abc.ABC):
     del state, batch, rng
     return {}
 
+  # Why this family cannot accumulate gradients (None: it can, through its `optimizer`).
+  grad_accumulation_refusal: str | None = None
+
+  def with_grad_accumulation(self, steps: int) -> "Method":
+    """This method with an optimiser that applies the mean gradient of `steps` updates.
+
+    The trainer (`train/step.py`) calls `update` once per micro-batch; the wrapped
+    optimiser (`optax.MultiSteps`) accumulates the gradients, leaves the parameters
+    unchanged on the first steps - 1 calls and applies the mean gradient on the last, which
+    is the update of the whole batch when the loss is a mean over examples. Families with
+    one optimiser in a field named `optimizer` get this for free; others must refuse.
+
+    Raises:
+      ValueError: steps < 1, or the family cannot accumulate (the reason is given).
+    """
+    steps = int(steps)
+    if steps < 1:
+      raise ValueError(f"config.grad_accum_steps must be >= 1, got {steps}.")
+    if steps == 1:
+      return self
+    fields = {f.name for f in dataclasses.fields(self)} if dataclasses.is_dataclass(self) else ()
+    reason = self.grad_accumulation_refusal
+    if reason is None and "optimizer" not in fields:
+      reason = "it has no single optimiser to accumulate into"
+    if reason is not None:
+      raise ValueError(f"config.grad_accum_steps={steps} is not supported by "
+                       f"{type(self).__name__}: {reason}. Set config.grad_accum_steps=1 and "
+                       "lower the batch size (or use more devices) to save memory.")
+    accumulating = optax.MultiSteps(self.optimizer, every_k_schedule=steps)
+    return dataclasses.replace(self, optimizer=accumulating.gradient_transformation())
+
 
 def build_method(config: Any, info: Any) -> Method:
   """The method named `config.method.name`, built from the config and the dataset's info.
 
   Each family registers a factory `(config, info) -> Method` in `METHODS`; importing
-  `gen_jax.methods` registers all of them.
+  `gen_jax.methods` registers all of them. With `config.grad_accum_steps` > 1 the method's
+  optimiser accumulates gradients (`Method.with_grad_accumulation`).
   """
   from gen_jax import methods as _  # pylint: disable=g-import-not-at-top,unused-import
-  return METHODS.get(config.method.name)(config, info)
+  method = METHODS.get(config.method.name)(config, info)
+  return method.with_grad_accumulation(config.get("grad_accum_steps", 1))
 
 
 def single_network_step(state: TrainState, loss_fn, optimizer: Any,

@@ -29,6 +29,7 @@ from gen_jax.nets import build_net
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
 from gen_jax.core.sample import SampleOutput, SampleSpec
 from gen_jax.core.optim import build_optimizer, learning_rate_schedule
+from gen_jax.core import precision
 from gen_jax.core.state import TrainState
 
 
@@ -121,7 +122,8 @@ def build_classifier(config, info) -> Classifier:
     raise ValueError(f"The classifier method uses model.name='classifier_cnn', not {name!r}.")
   m = config.method
   return Classifier(
-      net=build_net(name, num_classes=num_classes, **model),
+      net=build_net(name, num_classes=num_classes, dtype=precision.compute_dtype(config),
+                    **model),
       optimizer=build_optimizer(config.optim, config.num_train_steps),
       image_shape=tuple(int(d) for d in info.image_shape),
       num_classes=num_classes,

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import optax
 
 from gen_jax import nets
+from gen_jax.core import precision
 from gen_jax.core.optim import build_optimizer, learning_rate_schedule
 from gen_jax.core.sample import SampleSpec
 from gen_jax.core.state import TrainState
@@ -282,7 +283,7 @@ def build(config, info, fields: Mapping[str, Any], *, clip_x0: bool | None,
           "--config.method.likelihood.enabled=False.")
   model = dict(config.model)
   net = nets.build_net(model.pop("name"), out_channels=example_shape[-1],
-                       num_classes=num_classes, **model)
+                       num_classes=num_classes, dtype=precision.compute_dtype(config), **model)
   sampler = config.sample.sampler
   SAMPLERS.get(sampler)
   return Diffusion(

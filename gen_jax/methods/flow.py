@@ -40,6 +40,7 @@ from gen_jax.flows import Flow, build_flow
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics, single_network_step
 from gen_jax.core.sample import SampleOutput, SampleSpec
 from gen_jax.core.optim import build_optimizer, learning_rate_schedule
+from gen_jax.core import precision
 from gen_jax.core.state import TrainState
 
 
@@ -164,7 +165,7 @@ def build_flow_method(config, info) -> FlowMethod:
   model_kwargs = dict(config.model)
   name = model_kwargs.pop("name")
   return FlowMethod(
-      flow=Flow(build_flow(name, **model_kwargs)),
+      flow=Flow(build_flow(name, dtype=precision.compute_dtype(config), **model_kwargs)),
       optimizer=build_optimizer(config.optim, config.num_train_steps),
       data_shape=shape,
       discrete=discrete,

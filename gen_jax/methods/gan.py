@@ -92,6 +92,7 @@ from gen_jax.gan.losses import GAN_LOSSES
 from gen_jax.methods.base import METHODS, Batch, Method, Metrics
 from gen_jax.core.sample import SampleOutput, SampleSpec
 from gen_jax.core.optim import apply_gradients, build_optimizer, learning_rate_schedule
+from gen_jax.core import precision
 from gen_jax.core.state import TrainState
 
 G, D = "generator", "discriminator"
@@ -205,6 +206,10 @@ class GAN(Method):
   standing_stats: int = 0
   standing_batch_size: int = 64
   truncation: float | None = None
+
+  grad_accumulation_refusal = (
+      "one update takes n_dis discriminator steps and a generator step with two "
+      "optimisers, each on its own part of the batch")
 
   # ---------------------------------------------------------------- pieces
 
@@ -426,11 +431,13 @@ def build_nets(config, info, *, time_conditional: bool = False):
   g_kwargs = dict(config.model.generator)
   d_kwargs = dict(config.model.discriminator)
   g_name, d_name = g_kwargs.pop("name"), d_kwargs.pop("name")
+  dtype = precision.compute_dtype(config)
   if g_name.startswith("ddgan"):
-    generator = nets.build_net(g_name, num_classes=num_classes, **g_kwargs)
+    generator = nets.build_net(g_name, num_classes=num_classes, dtype=dtype, **g_kwargs)
   else:
-    generator = nets.build_net(g_name, out_shape=data_shape, num_classes=num_classes, **g_kwargs)
-  discriminator = nets.build_net(d_name, num_classes=num_classes, **d_kwargs)
+    generator = nets.build_net(g_name, out_shape=data_shape, num_classes=num_classes,
+                               dtype=dtype, **g_kwargs)
+  discriminator = nets.build_net(d_name, num_classes=num_classes, dtype=dtype, **d_kwargs)
   if time_conditional and not getattr(discriminator, "time_embed_dim", 0):
     raise ValueError(f"This method conditions the discriminator on the diffusion step; set "
                      f"model.discriminator.time_embed_dim > 0 (e.g. 128) for {d_name!r}.")

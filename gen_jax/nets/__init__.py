@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, Callable
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from gen_jax.nets import biggan, gan, stylegan2
 from gen_jax.nets.autoencoder_kl import AutoencoderKL
@@ -26,6 +27,7 @@ from gen_jax.nets.pixelcnn_pp import PixelCNNpp
 from gen_jax.nets.unet import TinyUNet, UNet, tiny_unet_kwargs
 from gen_jax.nets.vae import ConvVAE, MLPVAE
 from gen_jax.nets.wavenet import WaveNet
+from gen_jax.core import precision
 from gen_jax.core.registry import Registry
 
 NETS: Registry[Callable[..., nn.Module]] = Registry("network")
@@ -70,18 +72,28 @@ def _field_names(factory: Callable[..., nn.Module]) -> list[str] | None:
   return [f.name for f in dataclasses.fields(cls) if f.init and f.name != "parent"]
 
 
-def build_net(name: str, **kwargs: Any) -> nn.Module:
+def build_net(name: str, *, dtype: Any = None, **kwargs: Any) -> nn.Module:
   """Instantiates the network registered as `name` with `kwargs` (e.g. `**config.model`).
 
   List values (as config systems give them) become tuples, keeping the module hashable.
+  `dtype` is the computation dtype (`gen_jax.core.precision.compute_dtype(config)`); None
+  or float32 leaves the network's default, a narrower one needs a network with a `dtype`
+  field (parameters stay float32 either way).
 
   Raises:
     KeyError: if `name` is not registered (the message lists the registered names).
     ValueError: if a keyword is not a field of the network; the message names the bad
-      keys, the network and its valid fields.
+      keys, the network and its valid fields. Also when `dtype` is narrower than float32
+      and the network has no `dtype` field.
   """
   factory = NETS.get(name)
   valid = _field_names(factory)
+  if dtype is not None and precision.is_reduced(dtype):
+    if valid is None or "dtype" not in valid:
+      raise ValueError(
+          f"Network {name!r} computes in float32 only; it does not support "
+          f"config.precision={jnp.dtype(dtype).name!r}. Set config.precision='fp32'.")
+    kwargs["dtype"] = dtype
   if valid is not None:
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:

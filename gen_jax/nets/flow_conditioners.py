@@ -14,14 +14,19 @@ identity (shift 0, scale 1): Kingma & Dhariwal, "Glow" (NeurIPS 2018), Sec. 3.3.
           weight normalisation are left out (actnorm-free RealNVP trains with warm-up).
   mlp     NICE's coupling function (Dinh et al., ICLR 2015 workshop): flatten,
           `depth` x (Dense(width) - ReLU), zero Dense; works on images and vectors.
+
+Each has a computation `dtype` (parameters float32); the output is float32, so the
+coupling's shift, scale and log-determinant are computed in float32.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 
 zeros = nn.initializers.zeros
@@ -31,12 +36,15 @@ class ConvConditioner(nn.Module):
   """Glow's 3-layer CNN; [B, H, W, C] -> [B, H, W, out_features]."""
 
   width: int = 512
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, out_features: int) -> jax.Array:
-    h = nn.relu(nn.Conv(self.width, (3, 3))(x))
-    h = nn.relu(nn.Conv(self.width, (1, 1))(h))
-    return nn.Conv(out_features, (3, 3), kernel_init=zeros, bias_init=zeros, name="zero_conv")(h)
+    h = nn.relu(nn.Conv(self.width, (3, 3), dtype=self.dtype)(x.astype(self.dtype)))
+    h = nn.relu(nn.Conv(self.width, (1, 1), dtype=self.dtype)(h))
+    h = nn.Conv(out_features, (3, 3), kernel_init=zeros, bias_init=zeros, dtype=self.dtype,
+                name="zero_conv")(h)
+    return h.astype(jnp.float32)
 
 
 class ResNetConditioner(nn.Module):
@@ -44,15 +52,18 @@ class ResNetConditioner(nn.Module):
 
   width: int = 64
   num_blocks: int = 8
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, out_features: int) -> jax.Array:
-    h = nn.Conv(self.width, (3, 3))(x)
+    conv = lambda: nn.Conv(self.width, (3, 3), dtype=self.dtype)
+    h = conv()(x.astype(self.dtype))
     for _ in range(self.num_blocks):
-      r = nn.Conv(self.width, (3, 3))(nn.relu(h))
-      h = h + nn.Conv(self.width, (3, 3))(nn.relu(r))
-    return nn.Conv(out_features, (3, 3), kernel_init=zeros, bias_init=zeros,
-                   name="zero_conv")(nn.relu(h))
+      r = conv()(nn.relu(h))
+      h = h + conv()(nn.relu(r))
+    h = nn.Conv(out_features, (3, 3), kernel_init=zeros, bias_init=zeros, dtype=self.dtype,
+                name="zero_conv")(nn.relu(h))
+    return h.astype(jnp.float32)
 
 
 class MLPConditioner(nn.Module):
@@ -60,15 +71,16 @@ class MLPConditioner(nn.Module):
 
   width: int = 1000
   depth: int = 5
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, out_features: int) -> jax.Array:
     b = x.shape[0]
-    h = x.reshape(b, -1)
+    h = x.reshape(b, -1).astype(self.dtype)
     for _ in range(self.depth):
-      h = nn.relu(nn.Dense(self.width)(h))
+      h = nn.relu(nn.Dense(self.width, dtype=self.dtype)(h))
     positions = math.prod(x.shape[1:-1])
     out = nn.Dense(positions * out_features, kernel_init=zeros, bias_init=zeros,
-                   name="zero_dense")(h)
-    return out.reshape(*x.shape[:-1], out_features)
+                   dtype=self.dtype, name="zero_dense")(h)
+    return out.reshape(*x.shape[:-1], out_features).astype(jnp.float32)
 

@@ -26,6 +26,11 @@ per-class gain and bias, initialised to 1 and 0 so it starts as plain batch norm
 discriminator with num_classes > 0 adds the projection term <embed(y), phi(x)>.
 Time conditioning (DDGAN and Diffusion-GAN discriminators): time_embed_dim > 0 adds an
 embedding of t to every block.
+
+Precision and memory: every network has a computation `dtype` (parameters, batch-norm and
+spectral-norm statistics stay float32; outputs are float32) and the convolutional ones a
+`remat` flag that recomputes each block (a DCGAN layer, an SNGAN / UNet block) in the
+backward pass instead of storing its activations; remat leaves the parameters unchanged.
 """
 
 from __future__ import annotations
@@ -76,22 +81,26 @@ class ConditionalBatchNorm(nn.Module):
   num_classes: int = 0
   momentum: float = 0.9
   epsilon: float = 1e-5
+  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array | None, *, train: bool) -> jax.Array:
     """x [B, ..., C], y int [B] (needed when num_classes > 0) -> same shape as x."""
     c = x.shape[-1]
     h = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
-                     epsilon=self.epsilon, use_scale=False, use_bias=False, name="bn")(x)
+                     epsilon=self.epsilon, use_scale=False, use_bias=False, dtype=self.dtype,
+                     name="bn")(x)
     shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
     if self.num_classes:
       if y is None:
         raise ValueError(f"{self.name}: a conditional batch norm needs labels y [B].")
-      gamma = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones, name="gamma")(y)
-      beta = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name="beta")(y)
+      gamma = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones,
+                       dtype=self.dtype, name="gamma")(y)
+      beta = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros,
+                      dtype=self.dtype, name="beta")(y)
       return h * gamma.reshape(shape) + beta.reshape(shape)
-    gamma = self.param("gamma", nn.initializers.ones, (c,))
-    beta = self.param("beta", nn.initializers.zeros, (c,))
+    gamma = self.param("gamma", nn.initializers.ones, (c,)).astype(self.dtype)
+    beta = self.param("beta", nn.initializers.zeros, (c,)).astype(self.dtype)
     shape = (1,) * (x.ndim - 1) + (c,)
     return h * gamma.reshape(shape) + beta.reshape(shape)
 
@@ -100,11 +109,13 @@ class TimeEmbedding(nn.Module):
   """t [B] float -> [B, dim]: sinusoidal features, Dense, leaky ReLU, Dense."""
 
   dim: int
+  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, t: jax.Array) -> jax.Array:
-    h = nn.Dense(self.dim, name="dense_0")(layers.timestep_embedding(t, self.dim))
-    return nn.Dense(self.dim, name="dense_1")(nn.leaky_relu(h, 0.2))
+    h = nn.Dense(self.dim, dtype=self.dtype, name="dense_0")(
+        layers.timestep_embedding(t, self.dim))
+    return nn.Dense(self.dim, dtype=self.dtype, name="dense_1")(nn.leaky_relu(h, 0.2))
 
 
 def _time_embedding(module: nn.Module, t: jax.Array | None, dim: int) -> jax.Array | None:
@@ -113,21 +124,23 @@ def _time_embedding(module: nn.Module, t: jax.Array | None, dim: int) -> jax.Arr
   if t is None:
     raise ValueError(f"{module.name or type(module).__name__}: time_embed_dim={dim} needs "
                      "timesteps t [B]; pass t or set time_embed_dim=0.")
-  return TimeEmbedding(dim, name="time_embed")(t.astype(jnp.float32))
+  dtype = getattr(module, "dtype", jnp.float32)
+  return TimeEmbedding(dim, dtype=dtype, name="time_embed")(t.astype(jnp.float32))
 
 
 def _projection_head(module, h: jax.Array, y: jax.Array | None, num_classes: int,
                      spectral_norm: bool, update_stats: bool, kernel_init=xavier) -> jax.Array:
-  """Linear logit plus Miyato & Koyama's projection <embed(y), h>; h [B, F] -> [B]."""
-  out = _sn(nn.Dense(1, kernel_init=kernel_init, name="linear"), spectral_norm,
+  """Linear logit plus Miyato & Koyama's projection <embed(y), h>; h [B, F] -> [B] float32."""
+  dtype = getattr(module, "dtype", jnp.float32)
+  out = _sn(nn.Dense(1, kernel_init=kernel_init, dtype=dtype, name="linear"), spectral_norm,
             update_stats)(h)[:, 0]
   if num_classes:
     if y is None:
       raise ValueError("A projection discriminator (num_classes > 0) needs labels y [B].")
-    emb = _sn(nn.Embed(num_classes, h.shape[-1], embedding_init=kernel_init, name="embed"),
-              spectral_norm, update_stats)(y)
-    out = out + jnp.sum(emb * h, axis=-1)
-  return out
+    emb = _sn(nn.Embed(num_classes, h.shape[-1], embedding_init=kernel_init, dtype=dtype,
+                       name="embed"), spectral_norm, update_stats)(y)
+    out = out + jnp.sum(emb.astype(jnp.float32) * h.astype(jnp.float32), axis=-1)
+  return out.astype(jnp.float32)
 
 
 def _check_out_shape(module, z: jax.Array) -> None:
@@ -146,26 +159,29 @@ class MLPGenerator(nn.Module):
     hidden: widths of the hidden layers.
     num_classes: > 0 adds a learned label embedding to the first hidden layer.
     batch_norm: conditional batch norm after each hidden layer.
+    dtype: computation dtype.
   """
 
   out_shape: Sequence[int] = (2,)
   hidden: Sequence[int] = (128, 128, 128)
   num_classes: int = 0
   batch_norm: bool = False
+  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z: jax.Array, y: jax.Array | None = None, *, train: bool) -> jax.Array:
     _check_out_shape(self, z)
     h = z
     for i, width in enumerate(self.hidden):
-      h = nn.Dense(width, name=f"dense_{i}")(h)
+      h = nn.Dense(width, dtype=self.dtype, name=f"dense_{i}")(h)
       if i == 0 and self.num_classes:
-        h = h + nn.Embed(self.num_classes, width, name="label_embed")(y)
+        h = h + nn.Embed(self.num_classes, width, dtype=self.dtype, name="label_embed")(y)
       if self.batch_norm:
-        h = ConditionalBatchNorm(self.num_classes, name=f"bn_{i}")(h, y, train=train)
+        h = ConditionalBatchNorm(self.num_classes, dtype=self.dtype, name=f"bn_{i}")(
+            h, y, train=train)
       h = nn.relu(h)
-    out = nn.Dense(math.prod(self.out_shape), name="out")(h)
-    return out.reshape((z.shape[0], *self.out_shape))
+    out = nn.Dense(math.prod(self.out_shape), dtype=self.dtype, name="out")(h)
+    return out.reshape((z.shape[0], *self.out_shape)).astype(jnp.float32)
 
 
 class MLPDiscriminator(nn.Module):
@@ -175,16 +191,18 @@ class MLPDiscriminator(nn.Module):
   num_classes: int = 0
   spectral_norm: bool = False
   time_embed_dim: int = 0
+  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array | None = None, t: jax.Array | None = None, *,
                train: bool) -> jax.Array:
     temb = _time_embedding(self, t, self.time_embed_dim)
-    h = x.reshape(x.shape[0], -1)
+    h = x.reshape(x.shape[0], -1).astype(self.dtype)
     for i, width in enumerate(self.hidden):
-      h = _sn(nn.Dense(width, name=f"dense_{i}"), self.spectral_norm, train)(h)
+      h = _sn(nn.Dense(width, dtype=self.dtype, name=f"dense_{i}"), self.spectral_norm,
+              train)(h)
       if temb is not None:
-        h = h + nn.Dense(width, name=f"time_{i}")(temb)
+        h = h + nn.Dense(width, dtype=self.dtype, name=f"time_{i}")(temb)
       h = nn.leaky_relu(h, 0.2)
     return _projection_head(self, h, y, self.num_classes, self.spectral_norm, train)
 
@@ -204,6 +222,8 @@ class DCGANGenerator(nn.Module):
   out_shape: Sequence[int] = (32, 32, 3)
   ch: int = 512
   num_classes: int = 0
+  dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, z: jax.Array, y: jax.Array | None = None, *, train: bool) -> jax.Array:
@@ -211,14 +231,22 @@ class DCGANGenerator(nn.Module):
     height, width, channels = self.out_shape
     k = num_upsamplings(height)
     bh, bw = height // 2 ** k, width // 2 ** k
-    h = nn.Dense(bh * bw * self.ch, name="linear")(z).reshape(z.shape[0], bh, bw, self.ch)
-    h = nn.relu(ConditionalBatchNorm(self.num_classes, name="bn_0")(h, y, train=train))
+    cbn = lambda name: ConditionalBatchNorm(self.num_classes, dtype=self.dtype, name=name)
+    h = nn.Dense(bh * bw * self.ch, dtype=self.dtype, name="linear")(z)
+    h = nn.relu(cbn("bn_0")(h.reshape(z.shape[0], bh, bw, self.ch), y, train=train))
+
+    def up(mdl, h, y, ch, i):
+      h = ConvTranspose(ch, (4, 4), strides=(2, 2), padding="SAME", dtype=self.dtype,
+                        name=f"deconv_{i}")(h)
+      return nn.relu(cbn(f"bn_{i + 1}")(h, y, train=train))
+
+    up = layers.maybe_remat(up, self.remat, (3, 4))
     ch = self.ch
     for i in range(k):
       ch //= 2
-      h = ConvTranspose(ch, (4, 4), strides=(2, 2), padding="SAME", name=f"deconv_{i}")(h)
-      h = nn.relu(ConditionalBatchNorm(self.num_classes, name=f"bn_{i + 1}")(h, y, train=train))
-    return jnp.tanh(nn.Conv(channels, (3, 3), name="conv_out")(h))
+      h = up(self, h, y, ch, i)
+    h = nn.Conv(channels, (3, 3), dtype=self.dtype, name="conv_out")(h)
+    return jnp.tanh(h.astype(jnp.float32))
 
 
 class DCGANDiscriminator(nn.Module):
@@ -235,6 +263,8 @@ class DCGANDiscriminator(nn.Module):
   spectral_norm: bool = False
   batch_norm: bool = False
   time_embed_dim: int = 0
+  dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array | None = None, t: jax.Array | None = None, *,
@@ -244,17 +274,23 @@ class DCGANDiscriminator(nn.Module):
     temb = _time_embedding(self, t, self.time_embed_dim)
     specs = [(self.ch, 3, 1), (self.ch, 4, 2), (2 * self.ch, 3, 1), (2 * self.ch, 4, 2),
              (4 * self.ch, 3, 1), (4 * self.ch, 4, 2), (8 * self.ch, 3, 1)]
-    h = x
-    for i, (ch, k, s) in enumerate(specs):
-      conv = nn.Conv(ch, (k, k), strides=(s, s), padding="SAME", name=f"conv_{i}",
-                     conv_general_dilated=strided_conv_general_dilated)
+
+    def layer(mdl, h, temb, i):
+      ch, k, s = specs[i]
+      conv = nn.Conv(ch, (k, k), strides=(s, s), padding="SAME", dtype=self.dtype,
+                     name=f"conv_{i}", conv_general_dilated=strided_conv_general_dilated)
       h = _sn(conv, self.spectral_norm, train)(h)
       if temb is not None and s == 1:
-        h = h + nn.Dense(ch, name=f"time_{i}")(temb)[:, None, None, :]
+        h = h + nn.Dense(ch, dtype=self.dtype, name=f"time_{i}")(temb)[:, None, None, :]
       if self.batch_norm and i > 0:
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                         name=f"bn_{i}")(h)
-      h = nn.leaky_relu(h, 0.1)
+                         dtype=self.dtype, name=f"bn_{i}")(h)
+      return nn.leaky_relu(h, 0.1)
+
+    layer = layers.maybe_remat(layer, self.remat, (3,))
+    h = x.astype(self.dtype)
+    for i in range(len(specs)):
+      h = layer(self, h, temb, i)
     h = h.reshape(h.shape[0], -1)
     return _projection_head(self, h, y, self.num_classes, self.spectral_norm, train)
 
@@ -267,15 +303,19 @@ class GBlock(nn.Module):
 
   out_ch: int
   num_classes: int = 0
+  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, y, *, train: bool):
     up = lambda v: jnp.repeat(jnp.repeat(v, 2, axis=1), 2, axis=2)
-    h = nn.relu(ConditionalBatchNorm(self.num_classes, name="bn_1")(x, y, train=train))
-    h = nn.Conv(self.out_ch, (3, 3), kernel_init=xavier, name="conv_1")(up(h))
-    h = nn.relu(ConditionalBatchNorm(self.num_classes, name="bn_2")(h, y, train=train))
-    h = nn.Conv(self.out_ch, (3, 3), kernel_init=xavier, name="conv_2")(h)
-    sc = nn.Conv(self.out_ch, (1, 1), kernel_init=xavier, name="shortcut")(up(x))
+    cbn = lambda name: ConditionalBatchNorm(self.num_classes, dtype=self.dtype, name=name)
+    conv = lambda k, name: nn.Conv(self.out_ch, (k, k), kernel_init=xavier, dtype=self.dtype,
+                                   name=name)
+    h = nn.relu(cbn("bn_1")(x, y, train=train))
+    h = conv(3, "conv_1")(up(h))
+    h = nn.relu(cbn("bn_2")(h, y, train=train))
+    h = conv(3, "conv_2")(h)
+    sc = conv(1, "shortcut")(up(x))
     return h + sc
 
 
@@ -290,6 +330,8 @@ class SNGANGenerator(nn.Module):
   out_shape: Sequence[int] = (32, 32, 3)
   ch: int = 256
   num_classes: int = 0
+  dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, z: jax.Array, y: jax.Array | None = None, *, train: bool) -> jax.Array:
@@ -297,13 +339,17 @@ class SNGANGenerator(nn.Module):
     height, width, channels = self.out_shape
     k = num_upsamplings(height)
     bh, bw = height // 2 ** k, width // 2 ** k
-    h = nn.Dense(bh * bw * self.ch, kernel_init=xavier, name="linear")(z)
+    h = nn.Dense(bh * bw * self.ch, kernel_init=xavier, dtype=self.dtype, name="linear")(z)
     h = h.reshape(z.shape[0], bh, bw, self.ch)
+    block = layers.maybe_remat(
+        lambda mdl, h, y, i: GBlock(self.ch, self.num_classes, dtype=self.dtype,
+                                    name=f"block_{i}")(h, y, train=train), self.remat, (3,))
     for i in range(k):
-      h = GBlock(self.ch, self.num_classes, name=f"block_{i}")(h, y, train=train)
+      h = block(self, h, y, i)
     h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                             name="bn_out")(h))
-    return jnp.tanh(nn.Conv(channels, (3, 3), kernel_init=xavier, name="conv_out")(h))
+                             dtype=self.dtype, name="bn_out")(h))
+    h = nn.Conv(channels, (3, 3), kernel_init=xavier, dtype=self.dtype, name="conv_out")(h)
+    return jnp.tanh(h.astype(jnp.float32))
 
 
 class DBlock(nn.Module):
@@ -317,16 +363,18 @@ class DBlock(nn.Module):
   first: bool = False
   spectral_norm: bool = True
   kernel_init: Any = xavier
+  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, temb, *, train: bool):
-    conv = lambda ch, k, name: _sn(nn.Conv(ch, (k, k), kernel_init=self.kernel_init, name=name),
-                                   self.spectral_norm, train)
+    conv = lambda ch, k, name: _sn(
+        nn.Conv(ch, (k, k), kernel_init=self.kernel_init, dtype=self.dtype, name=name),
+        self.spectral_norm, train)
     pool = lambda v: nn.avg_pool(v, (2, 2), strides=(2, 2)) if self.down else v
     h = x if self.first else nn.relu(x)
     h = conv(self.out_ch, 3, "conv_1")(h)
     if temb is not None:
-      h = h + nn.Dense(self.out_ch, name="time")(temb)[:, None, None, :]
+      h = h + nn.Dense(self.out_ch, dtype=self.dtype, name="time")(temb)[:, None, None, :]
     h = conv(self.out_ch, 3, "conv_2")(nn.relu(h))
     h = pool(h)
     if self.first:
@@ -349,6 +397,8 @@ class SNGANDiscriminator(nn.Module):
   num_classes: int = 0
   spectral_norm: bool = True
   time_embed_dim: int = 0
+  dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array | None = None, t: jax.Array | None = None, *,
@@ -356,11 +406,15 @@ class SNGANDiscriminator(nn.Module):
     if x.ndim != 4:
       raise ValueError(f"SNGANDiscriminator expects images [B, H, W, C], got {x.shape}.")
     temb = _time_embedding(self, t, self.time_embed_dim)
-    h = x
-    for i, down in enumerate(self.down):
-      h = DBlock(self.ch, down, first=(i == 0), spectral_norm=self.spectral_norm,
-                 name=f"block_{i}")(h, temb, train=train)
-    h = jnp.sum(nn.relu(h), axis=(1, 2))
+    block = layers.maybe_remat(
+        lambda mdl, h, temb, i: DBlock(self.ch, self.down[i], first=(i == 0),
+                                       spectral_norm=self.spectral_norm, dtype=self.dtype,
+                                       name=f"block_{i}")(h, temb, train=train),
+        self.remat, (3,))
+    h = x.astype(self.dtype)
+    for i in range(len(self.down)):
+      h = block(self, h, temb, i)
+    h = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))
     return _projection_head(self, h, y, self.num_classes, self.spectral_norm, train)
 
 
@@ -372,12 +426,13 @@ class LatentEmbedding(nn.Module):
 
   dim: int
   n_mlp: int = 3
+  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z):
     h = z * jax.lax.rsqrt(jnp.mean(jnp.square(z), axis=1, keepdims=True) + 1e-8)  # PixelNorm
     for i in range(self.n_mlp):
-      h = nn.leaky_relu(nn.Dense(self.dim, name=f"dense_{i}")(h), 0.2)
+      h = nn.leaky_relu(nn.Dense(self.dim, dtype=self.dtype, name=f"dense_{i}")(h), 0.2)
     return h
 
 
@@ -405,20 +460,22 @@ class DDGANMLP(nn.Module):
   embed_dim: int = 64
   num_classes: int = 0
   output_bound: float = 0.0
+  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x_t: jax.Array, t: jax.Array, z: jax.Array, y: jax.Array | None = None,
                *, train: bool) -> jax.Array:
     del train
-    emb = TimeEmbedding(self.embed_dim, name="time_embed")(t.astype(jnp.float32))
-    emb = emb + LatentEmbedding(self.embed_dim, 2, name="z_embed")(z)
+    dt = self.dtype
+    emb = TimeEmbedding(self.embed_dim, dtype=dt, name="time_embed")(t.astype(jnp.float32))
+    emb = emb + LatentEmbedding(self.embed_dim, 2, dtype=dt, name="z_embed")(z)
     if self.num_classes:
-      emb = emb + nn.Embed(self.num_classes, self.embed_dim, name="label_embed")(y)
-    h = jnp.concatenate([x_t.reshape(x_t.shape[0], -1), emb], axis=1)
+      emb = emb + nn.Embed(self.num_classes, self.embed_dim, dtype=dt, name="label_embed")(y)
+    h = jnp.concatenate([x_t.reshape(x_t.shape[0], -1).astype(dt), emb.astype(dt)], axis=1)
     for i, width in enumerate(self.hidden):
-      h = nn.silu(nn.Dense(width, name=f"dense_{i}")(h))
-    out = nn.Dense(math.prod(x_t.shape[1:]), name="out")(h).reshape(x_t.shape)
-    return bounded_output(out, self.output_bound)
+      h = nn.silu(nn.Dense(width, dtype=dt, name=f"dense_{i}")(h))
+    out = nn.Dense(math.prod(x_t.shape[1:]), dtype=dt, name="out")(h).reshape(x_t.shape)
+    return bounded_output(out.astype(jnp.float32), self.output_bound)
 
 
 class DDGANUNet(nn.Module):
@@ -443,6 +500,8 @@ class DDGANUNet(nn.Module):
   num_classes: int = 0
   mid_attention: bool = True
   output_bound: float = 1.0
+  dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x_t: jax.Array, t: jax.Array, z: jax.Array, y: jax.Array | None = None,
@@ -450,38 +509,44 @@ class DDGANUNet(nn.Module):
     if x_t.ndim != 4:
       raise ValueError(f"DDGANUNet expects images [B, H, W, C], got {x_t.shape}.")
     emb_dim = 4 * self.ch
-    emb = TimeEmbedding(emb_dim, name="time_embed")(t.astype(jnp.float32))
-    emb = emb + LatentEmbedding(emb_dim, self.n_mlp, name="z_embed")(z)
+    dt = self.dtype
+    emb = TimeEmbedding(emb_dim, dtype=dt, name="time_embed")(t.astype(jnp.float32))
+    emb = emb + LatentEmbedding(emb_dim, self.n_mlp, dtype=dt, name="z_embed")(z)
     if self.num_classes:
-      emb = emb + nn.Embed(self.num_classes, emb_dim, name="label_embed")(y)
-    block = lambda ch, name: layers.ResnetBlock(ch, self.dropout, self.num_groups,
-                                                skip_rescale=True, name=name)
-    attn = lambda name: layers.AttentionBlock(num_groups=self.num_groups, skip_rescale=True,
-                                              name=name)
-    h = nn.Conv(self.ch, (3, 3), name="conv_in")(x_t)
+      emb = emb + nn.Embed(self.num_classes, emb_dim, dtype=dt, name="label_embed")(y)
+    block = layers.maybe_remat(
+        lambda mdl, h, emb, ch, name: layers.ResnetBlock(
+            ch, self.dropout, self.num_groups, skip_rescale=True, dtype=dt, name=name)(
+                h, emb, train=train), self.remat, (3, 4))
+    attn = layers.maybe_remat(
+        lambda mdl, h, name: layers.AttentionBlock(num_groups=self.num_groups,
+                                                   skip_rescale=True, dtype=dt, name=name)(h),
+        self.remat, (2,))
+    h = nn.Conv(self.ch, (3, 3), dtype=dt, name="conv_in")(x_t.astype(dt))
     skips = [h]
     for i, mult in enumerate(self.ch_mult):
       for j in range(self.num_res_blocks):
-        h = block(self.ch * mult, f"down_{i}_block_{j}")(h, emb, train=train)
+        h = block(self, h, emb, self.ch * mult, f"down_{i}_block_{j}")
         if h.shape[1] in self.attn_resolutions:
-          h = attn(f"down_{i}_attn_{j}")(h)
+          h = attn(self, h, f"down_{i}_attn_{j}")
         skips.append(h)
       if i != len(self.ch_mult) - 1:
-        h = layers.Downsample(name=f"down_{i}_downsample")(h)
+        h = layers.Downsample(dtype=dt, name=f"down_{i}_downsample")(h)
         skips.append(h)
-    h = block(h.shape[-1], "mid_block_1")(h, emb, train=train)
+    h = block(self, h, emb, h.shape[-1], "mid_block_1")
     if self.mid_attention:
-      h = attn("mid_attn")(h)
-    h = block(h.shape[-1], "mid_block_2")(h, emb, train=train)
+      h = attn(self, h, "mid_attn")
+    h = block(self, h, emb, h.shape[-1], "mid_block_2")
     for i in reversed(range(len(self.ch_mult))):
       for j in range(self.num_res_blocks + 1):
         h = jnp.concatenate([h, skips.pop()], axis=-1)
-        h = block(self.ch * self.ch_mult[i], f"up_{i}_block_{j}")(h, emb, train=train)
+        h = block(self, h, emb, self.ch * self.ch_mult[i], f"up_{i}_block_{j}")
         if h.shape[1] in self.attn_resolutions:
-          h = attn(f"up_{i}_attn_{j}")(h)
+          h = attn(self, h, f"up_{i}_attn_{j}")
       if i != 0:
-        h = layers.Upsample(name=f"up_{i}_upsample")(h)
-    h = nn.swish(layers.group_norm(h.shape[-1], self.num_groups, dtype=jnp.float32,
+        h = layers.Upsample(dtype=dt, name=f"up_{i}_upsample")(h)
+    h = nn.swish(layers.group_norm(h.shape[-1], self.num_groups, dtype=dt,
                                    name="norm_out")(h))
-    return bounded_output(nn.Conv(x_t.shape[-1], (3, 3), name="conv_out")(h), self.output_bound)
+    h = nn.Conv(x_t.shape[-1], (3, 3), dtype=dt, name="conv_out")(h)
+    return bounded_output(h.astype(jnp.float32), self.output_bound)
 

@@ -18,7 +18,7 @@ All images are NHWC. Parameters are float32; activations are computed in `dtype`
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -31,6 +31,18 @@ default_init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
 # DDPM uses init_scale=0 (rounded up to 1e-10) on the last layer of each residual branch;
 # exact zeros behave the same and make "the network is the identity at init" testable.
 zero_init = nn.initializers.zeros
+
+
+def maybe_remat(fn: Callable, enabled: bool, static_argnums: Sequence[int] = ()) -> Callable:
+  """`fn(module, *args)` rematerialised per call when `enabled` (flax `nn.remat`), else `fn`.
+
+  `fn` builds and applies one block inside the calling module (pass `self` as `module`);
+  with remat its activations are recomputed in the backward pass instead of being kept,
+  trading compute for memory. Parameter and variable names are the same either way, so a
+  checkpoint trained with remat loads without it. `static_argnums` index `fn`'s arguments
+  (0 is the module) that are Python values (channel counts, names), not arrays.
+  """
+  return nn.remat(fn, static_argnums=tuple(static_argnums)) if enabled else fn
 
 
 def fan_avg_init(scale: float) -> nn.initializers.Initializer:

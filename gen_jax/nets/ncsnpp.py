@@ -93,6 +93,8 @@ class NCSNpp(nn.Module):
       reference's min(C // 4, 32) is (32, 4).
     num_heads: attention heads.
     dtype: computation dtype (output float32).
+    remat: recompute each ResNet and attention block's activations in the backward pass
+      (less memory, more compute); same parameters.
   """
   ch: int = 128
   ch_mult: Sequence[int] = (1, 2, 2, 2)
@@ -114,6 +116,7 @@ class NCSNpp(nn.Module):
   min_group_size: int = 4
   num_heads: int = 1
   dtype: Dtype = jnp.float32
+  remat: bool = False
 
   def _check(self, x, t, y):
     for value, name, choices in ((self.embedding_type, "embedding_type", EMBEDDINGS),
@@ -187,6 +190,12 @@ class NCSNpp(nn.Module):
                                    min_group_size=self.min_group_size, qkv_init_scale=0.1,
                                    name=name)
 
+    run_resnet = layers.maybe_remat(
+        lambda mdl, h, emb, ch, name, resample: resnet(ch, name, resample)(h, emb, train=train),
+        self.remat, (3, 4, 5))
+    run_attention = layers.maybe_remat(lambda mdl, h, name: attention(name)(h), self.remat,
+                                       (2,))
+
     def norm_act(h, name):
       h = layers.group_norm(h.shape[-1], self.num_groups, dtype=self.dtype, name=name,
                             owner="NCSNpp", min_group_size=self.min_group_size)(h)
@@ -212,14 +221,14 @@ class NCSNpp(nn.Module):
     hs = [h]
     for level in range(num_levels):
       for block in range(self.num_res_blocks):
-        h = resnet(self.ch * self.ch_mult[level], f"down_{level}_block_{block}")(
-            hs[-1], emb, train=train)
+        h = run_resnet(self, hs[-1], emb, self.ch * self.ch_mult[level],
+                       f"down_{level}_block_{block}", "none")
         if h.shape[1] in self.attn_resolutions:
-          h = attention(f"down_{level}_attn_{block}")(h)
+          h = run_attention(self, h, f"down_{level}_attn_{block}")
         hs.append(h)
       if level != num_levels - 1:
         if self.resblock_type == "biggan":
-          h = resnet(h.shape[-1], f"down_{level}_resample", "down")(hs[-1], emb, train=train)
+          h = run_resnet(self, hs[-1], emb, h.shape[-1], f"down_{level}_resample", "down")
         else:
           h = downsample(hs[-1], f"down_{level}_resample")
         if self.progressive_input == "input_skip":
@@ -235,18 +244,18 @@ class NCSNpp(nn.Module):
         hs.append(h)
 
     h = hs[-1]
-    h = resnet(h.shape[-1], "mid_block_1")(h, emb, train=train)
-    h = attention("mid_attn")(h)
-    h = resnet(h.shape[-1], "mid_block_2")(h, emb, train=train)
+    h = run_resnet(self, h, emb, h.shape[-1], "mid_block_1", "none")
+    h = run_attention(self, h, "mid_attn")
+    h = run_resnet(self, h, emb, h.shape[-1], "mid_block_2", "none")
 
     pyramid = None
     for level in reversed(range(num_levels)):
       for block in range(self.num_res_blocks + 1):
         h = jnp.concatenate([h, hs.pop()], axis=-1)
-        h = resnet(self.ch * self.ch_mult[level], f"up_{level}_block_{block}")(h, emb,
-                                                                              train=train)
+        h = run_resnet(self, h, emb, self.ch * self.ch_mult[level], f"up_{level}_block_{block}",
+                       "none")
       if h.shape[1] in self.attn_resolutions:
-        h = attention(f"up_{level}_attn")(h)
+        h = run_attention(self, h, f"up_{level}_attn")
       if self.progressive == "output_skip":
         out = conv(out_ch, 3, f"up_{level}_out_conv", layers.zero_init)(
             norm_act(h, f"up_{level}_out_norm"))
@@ -261,7 +270,7 @@ class NCSNpp(nn.Module):
           h = pyramid
       if level != 0:
         if self.resblock_type == "biggan":
-          h = resnet(h.shape[-1], f"up_{level}_resample", "up")(h, emb, train=train)
+          h = run_resnet(self, h, emb, h.shape[-1], f"up_{level}_resample", "up")
         else:
           h = upsample(h, f"up_{level}_resample")
     assert not hs, "every skip activation must be consumed"

@@ -37,7 +37,8 @@ def make_eval_step(exp: Experiment):
     return out
 
   rep = sharding_lib.replicated(exp.mesh)
-  return jax.jit(eval_step, in_shardings=(rep, sharding_lib.batch_sharding(exp.mesh), rep),
+  return jax.jit(eval_step, in_shardings=(exp.state_shardings(),
+                                         sharding_lib.batch_sharding(exp.mesh), rep),
                  out_shardings=rep)
 
 

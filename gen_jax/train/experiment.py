@@ -74,12 +74,14 @@ class Experiment:
   eval_key: jax.Array
   sample_spec: SampleSpec = SampleSpec()
   _sample_fns: dict = dataclasses.field(default_factory=dict, repr=False)
+  _shardings: dict = dataclasses.field(default_factory=dict, repr=False)
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> "Experiment":
     workdir = pathlib.Path(workdir)
-    mesh = sharding_lib.make_mesh(config.trainer.num_devices)
-    sharding_lib.process_batch_size(config.batch_size, mesh)  # validates divisibility
+    mesh = sharding_lib.make_mesh(config.trainer.num_devices, shape=config.get("mesh", ""))
+    sharding_lib.process_batch_size(config.batch_size, mesh,  # validates divisibility
+                                    config.get("grad_accum_steps", 1))
     train_source, info = data_lib.build_source(config.data, "train")
     method = build_method(config, info)
     root = jax.random.key(config.seed)
@@ -111,15 +113,22 @@ class Experiment:
               for key in getattr(self.info, "image_keys", ("image",))}
     return {**images, "label": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=s)}
 
+  def state_shardings(self) -> TrainState:
+    """The train state's shardings on the mesh (replicated, or fsdp: `core/sharding.py`)."""
+    if "state" not in self._shardings:
+      shapes = jax.eval_shape(self.method.init, self.init_key, self.abstract_batch())
+      self._shardings["state"] = sharding_lib.state_shardings(shapes, self.mesh)
+    return self._shardings["state"]
+
   def abstract_state(self) -> TrainState:
-    """The train state's shapes and dtypes, replicated on the mesh (nothing computed)."""
+    """The train state's shapes, dtypes and shardings on the mesh (nothing computed)."""
     shapes = jax.eval_shape(self.method.init, self.init_key, self.abstract_batch())
-    rep = sharding_lib.replicated(self.mesh)
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                        shapes, self.state_shardings())
 
   def init_state(self, first_batch: dict[str, jax.Array]) -> TrainState:
     """A fresh state; data-dependent initialisation sees the first global batch."""
-    init = jax.jit(self.method.init, out_shardings=sharding_lib.replicated(self.mesh))
+    init = jax.jit(self.method.init, out_shardings=self.state_shardings())
     return init(self.init_key, first_batch)
 
   def check_sample_spec(self, spec: SampleSpec) -> None:
@@ -147,16 +156,17 @@ class Experiment:
     if key is None or key not in self._sample_fns:
       n_dev = self.mesh.devices.size
       rep = sharding_lib.replicated(self.mesh)
+      st = self.state_shardings()
       out = (sharding_lib.batch_sharding(self.mesh) if num_samples % n_dev == 0 else rep)
       if spec.labels is None:
         jitted = jax.jit(lambda state, rng: self.method.sample(state, rng, num_samples, spec),
-                         in_shardings=(rep, rep), out_shardings=out)
+                         in_shardings=(st, rep), out_shardings=out)
         fn = lambda state, rng, labels=None: jitted(state, rng)
       else:
         jitted = jax.jit(
             lambda state, rng, labels: self.method.sample(
                 state, rng, num_samples, dataclasses.replace(spec, labels=labels)),
-            in_shardings=(rep, rep, rep), out_shardings=out)
+            in_shardings=(st, rep, rep), out_shardings=out)
         fn = lambda state, rng, labels=None: jitted(
             state, rng, spec.labels if labels is None else labels)
       if key is None:
@@ -170,9 +180,9 @@ class Experiment:
     if type(self.method).prepare_sampling is Method.prepare_sampling:
       return state
     if "prepare" not in self._sample_fns:
-      rep = sharding_lib.replicated(self.mesh)
+      rep, st = sharding_lib.replicated(self.mesh), self.state_shardings()
       self._sample_fns["prepare"] = jax.jit(self.method.prepare_sampling,
-                                            in_shardings=(rep, rep), out_shardings=rep)
+                                            in_shardings=(st, rep), out_shardings=st)
     key = jax.random.fold_in(jax.random.fold_in(self.sample_key, step), 0x5A4D)
     return self._sample_fns["prepare"](state, key)
 

@@ -64,6 +64,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         state = init_from.apply(state, spec=config.init_from, weights=config.init_from_weights,
                                 partial=config.init_from_partial,
                                 sharding=sharding_lib.replicated(exp.mesh))
+        state = jax.device_put(state, exp.state_shardings())  # fsdp: shard the loaded weights
       start = 0
       logging.info("Initialised a new %s model in %s.", config.method.name, workdir)
     else:
@@ -84,7 +85,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   collection = step_lib.metrics_collection(names)
   train_step = step_lib.make_train_step(exp.method, collection, exp.mesh,
                                         config.ema.decay, config.ema.warmup,
-                                        int(config.ema.get("start", 0)))
+                                        int(config.ema.get("start", 0)),
+                                        grad_accum_steps=config.get("grad_accum_steps", 1),
+                                        state_sharding=exp.state_shardings())
   acc = step_lib.empty_like_collection(collection, exp.mesh)
   train_step = sharding_lib.compile_on_every_process(
       train_step, state, exp.abstract_batch(), exp.loop_key, acc, name=f"train_{start}")

@@ -3,6 +3,13 @@
 `make_train_step` wraps `method.update` with the step counter, the EMA update, a finiteness
 flag over every metric, and a clu metrics collection that averages the metrics between
 two log steps on device; it is jitted once with the state donated and explicit shardings.
+
+Gradient accumulation (`config.grad_accum_steps` = k > 1): the global batch is cut into k
+micro-batches (micro-batch i holds rows i, i + k, i + 2k, ..., so every device keeps its
+share of each) and `method.update` runs on each in a `lax.scan`, with the step key folded
+with i. The method's optimiser was wrapped by `Method.with_grad_accumulation`: it applies
+the mean of the k gradients on the last micro-step, i.e. the update of the whole batch.
+Only one micro-batch's activations are alive at a time.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from clu import metrics as clu_metrics
 
 from gen_jax.methods.base import Method
 from gen_jax.core import sharding as sharding_lib
+from gen_jax.core.optim import APPLIED_UPDATE_METRICS
 from gen_jax.core.state import TrainState, update_ema
 
 
@@ -38,18 +46,58 @@ def metric_names(method: Method, abstract_state: TrainState, abstract_batch: Any
   return sorted(metrics)
 
 
+def micro_batches(batch: Any, steps: int) -> Any:
+  """[B, ...] arrays -> [steps, B / steps, ...]; micro-batch i holds rows i, i + steps, ..."""
+
+  def split(x):
+    if x.shape[0] % steps:
+      raise ValueError(f"The batch of {x.shape[0]} rows does not split into "
+                       f"config.grad_accum_steps={steps} micro-batches; choose a batch size "
+                       f"divisible by {steps}.")
+    return jnp.swapaxes(x.reshape(x.shape[0] // steps, steps, *x.shape[1:]), 0, 1)
+
+  return jax.tree.map(split, batch)
+
+
+def accumulated_update(method: Method, steps: int) -> Callable:
+  """`update(state, batch, rng)` running `method.update` on `steps` micro-batches in turn.
+
+  The metrics are averaged over the micro-batches, except those describing the applied
+  update (`APPLIED_UPDATE_METRICS`: param_norm, update_norm), taken from the last one.
+  `grad_norm` is the mean of the micro-batch gradient norms (not the norm of their mean).
+  """
+  if steps == 1:
+    return method.update
+
+  def update(state: TrainState, batch, rng):
+    def body(s, inputs):
+      micro, i = inputs
+      return method.update(s, micro, jax.random.fold_in(rng, i))
+
+    state, metrics = jax.lax.scan(body, state, (micro_batches(batch, steps), jnp.arange(steps)))
+    last = lambda name: name.endswith(APPLIED_UPDATE_METRICS)
+    return state, {k: v[-1] if last(k) else jnp.mean(v, axis=0) for k, v in metrics.items()}
+
+  return update
+
+
 def make_train_step(method: Method, collection: type[clu_metrics.Collection], mesh,
-                    ema_decay: float, ema_warmup: bool, ema_start: int = 0) -> Callable:
+                    ema_decay: float, ema_warmup: bool, ema_start: int = 0,
+                    grad_accum_steps: int = 1, state_sharding: Any = None) -> Callable:
   """Returns jitted `step(state, batch, loop_key, acc) -> (state, acc, metrics, finite)`.
 
   The step's random key is `fold_in(loop_key, state.step)`, so a resumed run draws exactly
   the keys an uninterrupted one would, with no key in the checkpoint.
   `finite` is a bool scalar: every metric of this step is finite.
+  `grad_accum_steps` > 1 needs a method built with that setting (see the module docstring).
+  `state_sharding`: the train state's shardings (`sharding.state_shardings`); None
+  replicates it.
   """
+  update = accumulated_update(method, int(grad_accum_steps))
 
   def step(state: TrainState, batch, loop_key, acc):
     rng = jax.random.fold_in(loop_key, state.step)
-    new_state, metrics = method.update(state, batch, rng)
+    new_state, metrics = update(state, batch, rng)
     new_state = update_ema(new_state.replace(step=state.step + 1), ema_decay, ema_warmup,
                            ema_start)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in metrics.values()]))
@@ -58,8 +106,9 @@ def make_train_step(method: Method, collection: type[clu_metrics.Collection], me
 
   rep = sharding_lib.replicated(mesh)
   data = sharding_lib.batch_sharding(mesh)
-  return jax.jit(step, in_shardings=(rep, data, rep, rep),
-                 out_shardings=(rep, rep, rep, rep), donate_argnums=(0, 3))
+  st = rep if state_sharding is None else state_sharding
+  return jax.jit(step, in_shardings=(st, data, rep, rep),
+                 out_shardings=(st, rep, rep, rep), donate_argnums=(0, 3))
 
 
 def check_finite(step: int, finite: jax.Array, metrics: dict[str, jax.Array],
