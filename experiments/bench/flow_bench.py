@@ -72,7 +72,8 @@ def _load_config(path: str):
 
 def _bench(path: str, tmpdir: Path) -> dict[str, str]:
   import jax  # pylint: disable=g-import-not-at-top
-  from gen_jax.train import evaluation, sharding as sharding_lib, step as step_lib  # pylint: disable=g-import-not-at-top
+  from gen_jax.core import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
+  from gen_jax.train import evaluation, step as step_lib  # pylint: disable=g-import-not-at-top
   from gen_jax.train.experiment import Experiment  # pylint: disable=g-import-not-at-top
 
   config = _load_config(path)

@@ -26,7 +26,7 @@ the chain's indexing (its q_sample_pairs(t) is (x_{t-1}, x_t) here), the posteri
 coefficients and sampling (the mean alone at t = 0), the D step's fake pair built on the
 real pair's x_t, the G step on fresh t and noise, the non-saturating loss, R1 on real
 x_{t-1} with gamma / 2 on every lazy_reg-th step NOT multiplied by the period
-(r1_lazy_scaling="none"), a generator ending with tanh (gan.nets.DDGANUNet), EMA of G.
+(r1_lazy_scaling="none"), a generator ending with tanh (nets.gan.DDGANUNet), EMA of G.
 
 Remaining deviations from the official code:
 * Generator: a DDPM-style UNet whose blocks ADD embed(t) + mapping(z) (PixelNorm + n_mlp

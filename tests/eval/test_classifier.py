@@ -10,7 +10,8 @@ import numpy as np
 from gen_jax import data as data_lib
 from gen_jax.eval import features as features_lib
 from gen_jax.eval import metrics
-from gen_jax.train import loop, sharding
+from gen_jax.core import sharding
+from gen_jax.train import loop
 from tests.train.helpers import load_config
 
 MNIST_MIN_TEST_ACCURACY = 0.95
