@@ -80,6 +80,20 @@ def ddgan_config(*, generator: dict, discriminator: dict, lr_g: float, lr_d: flo
   return c
 
 
+def toy_2d_run(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The 2-D toy runs' figures and periods: 2048 unclipped points per sample plot (1024 in
+  the training grids), logs every 200 steps, checkpoint/sample/eval every 1000."""
+  c.sample.clip_x0 = False
+  c.sample.num_samples = 2048
+  c.sample.batch_size = 2048
+  c.sample.grid_size = 1024
+  c.trainer.log_every_steps = 200
+  c.trainer.checkpoint_every_steps = 1000
+  c.trainer.sample_every_steps = 1000
+  c.trainer.eval_every_steps = 1000
+  return c
+
+
 def smoke_gan(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """common.smoke plus tiny widths for the convolutional nets."""
   common.smoke(c)

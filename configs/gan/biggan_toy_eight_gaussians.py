@@ -36,14 +36,7 @@ def get_config(arg=None):
   c.num_train_steps = 2000
   c.ema.decay = 0.99
   c.ema.start = 100
-  c.sample.clip_x0 = False
-  c.sample.num_samples = 2048
-  c.sample.batch_size = 2048
-  c.sample.grid_size = 1024
-  c.trainer.log_every_steps = 200
-  c.trainer.checkpoint_every_steps = 1000
-  c.trainer.sample_every_steps = 1000
-  c.trainer.eval_every_steps = 1000
+  _gan.toy_2d_run(c)
   if args.smoke:
     _gan.smoke_gan(c)
     c.method.z_dim = 9  # hidden (16, 16): 3 chunks

@@ -17,7 +17,7 @@ reaches 8 modes / 0.40 after 1000 steps); its coverage test is still to be added
 """
 
 from configs import common
-from configs.gan import _stylegan2
+from configs.gan import _gan, _stylegan2
 
 
 def get_config(arg=None):
@@ -31,14 +31,7 @@ def get_config(arg=None):
       z_dim=32, ada=False)
   c.data.source = "toy2d"
   c.data.name = "eight_gaussians"
-  c.sample.clip_x0 = False
-  c.sample.num_samples = 2048
-  c.sample.batch_size = 2048
-  c.sample.grid_size = 1024
-  c.trainer.log_every_steps = 200
-  c.trainer.checkpoint_every_steps = 1000
-  c.trainer.sample_every_steps = 1000
-  c.trainer.eval_every_steps = 1000
+  _gan.toy_2d_run(c)
   if args.smoke:
     _stylegan2.smoke_stylegan2(c)
   c.lock()

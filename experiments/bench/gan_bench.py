@@ -61,6 +61,31 @@ def _timed(fn, repeats: int) -> list[float]:
   return out
 
 
+def _time_train_step(method, c, mesh, state, batch) -> tuple[object, float, float]:
+  """(state after the timed steps, compile seconds, median step seconds) of the trainer's
+  jitted train step (EMA included) on `batch`."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
+
+  names = step_lib.metric_names(method, state, batch, jax.random.key(1))
+  collection = step_lib.metrics_collection(names)
+  train_step = step_lib.make_train_step(method, collection, mesh, c.ema.decay, c.ema.warmup,
+                                        int(c.ema.get("start", 0)))
+  acc = step_lib.empty_like_collection(collection, mesh)
+  start = time.perf_counter()
+  compiled = train_step.lower(state, batch, jax.random.key(1), acc).compile()
+  compile_s = time.perf_counter() - start
+  for _ in range(_WARMUP.value):
+    state, acc, _, _ = compiled(state, batch, jax.random.key(1), acc)
+  times = []
+  for _ in range(_STEPS.value):
+    t0 = time.perf_counter()
+    state, acc, metrics, _ = compiled(state, batch, jax.random.key(1), acc)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t0)
+  return state, compile_s, statistics.median(times)
+
+
 def bench_config(relpath: str) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -68,7 +93,6 @@ def bench_config(relpath: str) -> dict:
   from gen_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
   from gen_jax.methods.base import build_method  # pylint: disable=g-import-not-at-top
   from gen_jax.core import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
-  from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   from tests.train.helpers import load_config  # pylint: disable=g-import-not-at-top
 
   path, _, arg = relpath.partition(":")
@@ -89,23 +113,7 @@ def bench_config(relpath: str) -> dict:
   state = jax.jit(method.init, out_shardings=rep)(jax.random.key(0), batch)
   g_params = sum(x.size for x in jax.tree.leaves(state.params["generator"]))
   d_params = sum(x.size for x in jax.tree.leaves(state.params["discriminator"]))
-  names = step_lib.metric_names(method, state, batch, jax.random.key(1))
-  collection = step_lib.metrics_collection(names)
-  train_step = step_lib.make_train_step(method, collection, mesh, c.ema.decay, c.ema.warmup,
-                                        int(c.ema.get("start", 0)))
-  acc = step_lib.empty_like_collection(collection, mesh)
-  start = time.perf_counter()
-  compiled = train_step.lower(state, batch, jax.random.key(1), acc).compile()
-  compile_s = time.perf_counter() - start
-  for _ in range(_WARMUP.value):
-    state, acc, _, _ = compiled(state, batch, jax.random.key(1), acc)
-  times = []
-  for _ in range(_STEPS.value):
-    t0 = time.perf_counter()
-    state, acc, metrics, _ = compiled(state, batch, jax.random.key(1), acc)
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - t0)
-  step_s = statistics.median(times)
+  state, compile_s, step_s = _time_train_step(method, c, mesh, state, batch)
 
   n = _SAMPLE_BATCH.value
   z = jax.random.normal(jax.random.key(2), (n, method.z_dim))
@@ -147,7 +155,6 @@ def bench_cyclegan(relpath: str) -> dict:
   from gen_jax.data import DatasetInfo  # pylint: disable=g-import-not-at-top
   from gen_jax.methods.base import build_method  # pylint: disable=g-import-not-at-top
   from gen_jax.core import sharding as sharding_lib  # pylint: disable=g-import-not-at-top
-  from gen_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   from tests.train.helpers import load_config  # pylint: disable=g-import-not-at-top
 
   path, _, arg = relpath.partition(":")
@@ -167,22 +174,7 @@ def bench_cyclegan(relpath: str) -> dict:
   state = jax.jit(method.init, out_shardings=rep)(jax.random.key(0), batch)
   g_params = sum(x.size for x in jax.tree.leaves(state.params["generator"]))
   d_params = sum(x.size for x in jax.tree.leaves(state.params["discriminator"]))
-  names = step_lib.metric_names(method, state, batch, jax.random.key(1))
-  collection = step_lib.metrics_collection(names)
-  train_step = step_lib.make_train_step(method, collection, mesh, c.ema.decay, c.ema.warmup)
-  acc = step_lib.empty_like_collection(collection, mesh)
-  start = time.perf_counter()
-  compiled = train_step.lower(state, batch, jax.random.key(1), acc).compile()
-  compile_s = time.perf_counter() - start
-  for _ in range(_WARMUP.value):
-    state, acc, _, _ = compiled(state, batch, jax.random.key(1), acc)
-  times = []
-  for _ in range(_STEPS.value):
-    t0 = time.perf_counter()
-    state, acc, metrics, _ = compiled(state, batch, jax.random.key(1), acc)
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - t0)
-  step_s = statistics.median(times)
+  state, compile_s, step_s = _time_train_step(method, c, mesh, state, batch)
 
   n = _SAMPLE_BATCH.value
   x = jax.random.uniform(jax.random.key(2), (n, *shape), minval=-1.0, maxval=1.0)
