@@ -16,3 +16,5 @@ from gen_jax.diffusion.processes import (SDE, SDES, VESDE, VPSDE, DiscreteVP, Re
                                          batch_bcast, subVPSDE)
 from gen_jax.diffusion.schedules import (BETA_SCHEDULES, DiffusionSchedule,
                                          cosine_alphas_cumprod, make_schedule)
+from gen_jax.diffusion import edm, weightings  # noqa: E402,F401 (register EDM, min-SNR, P2)
+from gen_jax.diffusion.edm import EDMPrecond, EDMProcess, karras_sigmas  # noqa: E402

@@ -20,7 +20,8 @@ What the network predicts is a registered `Prediction` (PREDICTIONS), each conve
 * "eps": the noise (Ho et al. 2020);
 * "x0": the clean data;
 * "v": v = alpha eps - sigma x_0 (Salimans & Ho, "Progressive Distillation", 2022); a rotation
-  of (x0, eps) only where alpha^2 + sigma^2 = 1 (VP processes);
+  of (x0, eps) where alpha^2 + sigma^2 = 1 (VP processes), inverted on any process (VE, EDM)
+  as x0 = (alpha x_t - sigma v) / (alpha^2 + sigma^2);
 * "score": grad log p_t(x_t | x_0) = -eps / sigma (Song et al. 2021);
 * "scaled_score": sigma * score = -eps, NCSN++'s output before its division by sigma
   (score_sde's `scale_by_sigma`).
@@ -151,9 +152,11 @@ def _v_target(process, x0, noise, t):
 
 
 def _v_to_x0_eps(process, model_output, x_t, t):
-  # (x_t, v) is a rotation of (x0, eps) by the angle with cos = alpha, sin = sigma (VP only).
+  # (x_t, v) is a rotation of (x0, eps) by the angle with cos = alpha, sin = sigma, scaled by
+  # sqrt(alpha^2 + sigma^2) (1 on VP processes), so this inverts it on every process.
   a, b = coefs(process, t, x_t.ndim)
-  return a * x_t - b * model_output, b * x_t + a * model_output
+  norm2 = jnp.square(a) + jnp.square(b)
+  return (a * x_t - b * model_output) / norm2, (b * x_t + a * model_output) / norm2
 
 
 def _score_target(process, x0, noise, t):

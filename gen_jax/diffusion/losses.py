@@ -92,14 +92,15 @@ def _reduce(x: Array, reduce_mean: bool) -> Array:
 
 def denoising_error(model_fn, process, x0: Array, t: Array, z: Array, *, prediction: str,
                     weighting: str = "simple", reduce_mean: bool = True,
-                    norm: str = "l2") -> Array:
+                    norm: str = "l2", weighting_options=None) -> Array:
   """w(t) * reduce(|error|^p) [B] at x_t = alpha x0 + sigma z: the error of the output
-  against its target (weighting "simple"), else of eps_hat against z times the weight."""
+  against its target (weighting "simple"), else of eps_hat against z times the weight
+  (`weighting_options`: keyword options of the weighting, e.g. gamma of min_snr)."""
   alpha, sigma = coefs(process, t, x0.ndim)
   x_t = alpha * x0 + sigma * z
   out = model_fn(x_t, t).astype(jnp.float32)
   predictor = PREDICTIONS.get(prediction)
-  weight = WEIGHTINGS.get(weighting)(process, t)
+  weight = WEIGHTINGS.get(weighting)(process, t, **(weighting_options or {}))
   if weight is None:
     err = out - predictor.target(process, x0, z, t)
   else:
@@ -133,14 +134,15 @@ def _uniform(rng: Array, batch: int, antithetic: bool) -> Array:
 @LOSSES.register("mse")
 def mse(model_fn, process, x0: Array, rng: Array, *, prediction: str = "eps",
         weighting: str = "simple", reduce_mean: bool = True, scale: float = 1.0,
-        norm: str = "l2", **unused) -> Array:
+        norm: str = "l2", weighting_options=None, **unused) -> Array:
   """DDPM's loss at t uniform over the discrete steps; weighting "simple" is L_simple."""
   del unused
   rng_t, rng_z = jax.random.split(rng)
   t = discrete_times(process, rng_t, x0.shape[0])
   z = jax.random.normal(rng_z, x0.shape, x0.dtype)
   return scale * denoising_error(model_fn, process, x0, t, z, prediction=prediction,
-                                 weighting=weighting, reduce_mean=reduce_mean, norm=norm)
+                                 weighting=weighting, reduce_mean=reduce_mean, norm=norm,
+                                 weighting_options=weighting_options)
 
 
 LOSSES.add("l1", lambda *args, **kwargs: mse(*args, **kwargs, norm="l1"))
@@ -154,14 +156,15 @@ LOSSES.add("smld", lambda *args, reduce_mean=False, **kwargs: mse(
 @LOSSES.register("dsm")
 def dsm(model_fn, process: SDE, x0: Array, rng: Array, *, prediction: str = "eps",
         weighting: str = "sigma2", eps: float = 1e-5, reduce_mean: bool = False,
-        antithetic: bool = False, **unused) -> Array:
+        antithetic: bool = False, weighting_options=None, **unused) -> Array:
   """Denoising score matching, 1/2 w(t) ||eps_hat - z||^2 [B], t ~ U(eps, T)."""
   del unused
   rng_t, rng_z = jax.random.split(rng)
   t = eps + (process.T - eps) * _uniform(rng_t, x0.shape[0], antithetic)
   z = jax.random.normal(rng_z, x0.shape, x0.dtype)
   return 0.5 * denoising_error(model_fn, process, x0, t, z, prediction=prediction,
-                               weighting=weighting, reduce_mean=reduce_mean)
+                               weighting=weighting, reduce_mean=reduce_mean,
+                               weighting_options=weighting_options)
 
 
 @LOSSES.register("dsm_likelihood")

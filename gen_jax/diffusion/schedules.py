@@ -33,6 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.diffusion.processes import VPSDE
+from gen_jax.diffusion.spacing import (DIFFUSERS_SPACINGS, diffusers_timesteps,
+                                       rescale_zero_terminal_snr)
 from gen_jax.core.registry import Registry
 
 # A beta schedule maps T to the float64 NumPy betas of shape [T].
@@ -125,11 +127,13 @@ class DiffusionSchedule:
 
   @classmethod
   def from_betas(cls, betas: np.ndarray) -> DiffusionSchedule:
-    """Builds the schedule from betas [T] with 0 < beta_t < 1 (computed in float64)."""
+    """Builds the schedule from betas [T] with 0 < beta_t < 1 (computed in float64); the last
+    beta may be 1 (zero terminal SNR, `spacing.rescale_zero_terminal_snr`)."""
     betas = np.asarray(betas, np.float64)
     if betas.ndim != 1 or betas.shape[0] < 1:
       raise ValueError(f"betas must be a non-empty 1-D array, got shape {betas.shape}.")
-    if not np.all(np.isfinite(betas)) or np.any(betas <= 0) or np.any(betas >= 1):
+    if (not np.all(np.isfinite(betas)) or np.any(betas <= 0) or np.any(betas[:-1] >= 1)
+        or betas[-1] > 1 or (len(betas) == 1 and betas[0] >= 1)):
       raise ValueError(
           f"betas must lie in the open interval (0, 1); got min {betas.min()}, max {betas.max()}.")
     alphas = 1.0 - betas
@@ -171,7 +175,7 @@ class DiffusionSchedule:
         self.num_timesteps, self.num_timesteps if num_steps is None else num_steps, spacing))
 
 
-SPACINGS = ("quadratic", "uniform")
+SPACINGS = ("quadratic", "uniform") + DIFFUSERS_SPACINGS
 
 
 def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform") -> np.ndarray:
@@ -182,6 +186,8 @@ def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform")
     steps are dense at low noise (DDIM appendix D.2, where CIFAR-10 uses it; the paper's
     code stops at 0.8 T, here the first step is always T-1 as x_T ~ N(0, I) assumes). Where
     the floors collide at small i, tau_i is raised to i to keep the steps distinct.
+  * "leading", "linspace", "trailing": diffusers' spacings (`gen_jax.diffusion.spacing`);
+    "leading" does not start at T-1.
 
   Returns:
     int32 [S] timesteps, strictly decreasing.
@@ -195,6 +201,8 @@ def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform")
     raise ValueError(
         f"num_steps must be between 1 and the schedule's num_timesteps={num_timesteps}, "
         f"got {num_steps}.")
+  if spacing in DIFFUSERS_SPACINGS:
+    return diffusers_timesteps(num_timesteps, num_steps, spacing)
   if num_steps == 1:
     return np.array([num_timesteps - 1], np.int32)
   last = num_timesteps - 1
@@ -210,8 +218,10 @@ def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform")
   return ascending[::-1].astype(np.int32)
 
 
-def make_schedule(name: str, num_timesteps: int) -> DiffusionSchedule:
-  """The `DiffusionSchedule` of the registered beta schedule `name` with T = num_timesteps."""
+def make_schedule(name: str, num_timesteps: int, *,
+                  zero_terminal_snr: bool = False) -> DiffusionSchedule:
+  """The `DiffusionSchedule` of the registered beta schedule `name` with T = num_timesteps,
+  rescaled to zero terminal SNR (`spacing.rescale_zero_terminal_snr`) if asked."""
   if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, (int, np.integer)):
     raise TypeError(f"num_timesteps must be an int, got {num_timesteps!r}.")
   if num_timesteps < 1:
@@ -220,4 +230,8 @@ def make_schedule(name: str, num_timesteps: int) -> DiffusionSchedule:
   if np.shape(betas) != (num_timesteps,):
     raise ValueError(
         f"beta schedule {name!r} returned shape {np.shape(betas)}, expected ({num_timesteps},).")
+  if zero_terminal_snr:
+    if num_timesteps < 2:
+      raise ValueError("zero_terminal_snr needs num_timesteps >= 2.")
+    betas = rescale_zero_terminal_snr(betas)
   return DiffusionSchedule.from_betas(betas)

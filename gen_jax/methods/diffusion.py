@@ -3,10 +3,11 @@
 Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020); Song, Meng &
 Ermon, "Denoising Diffusion Implicit Models" (ICLR 2021); Song et al., "Score-Based Generative
 Modeling through SDEs" (ICLR 2021); Nichol & Dhariwal 2021 (cosine schedule); Salimans & Ho
-2022 (v-prediction); Ho & Salimans 2021 (classifier-free guidance).
+2022 (v-prediction); Ho & Salimans 2021 (classifier-free guidance); Karras et al. 2022 (EDM:
+process "edm" with precondition "edm" and loss "edm", `gen_jax.diffusion.edm`).
 
-A model is a network, a noise process x_t = alpha(t) x0 + sigma(t) z (a DDPM chain of T steps
-or a VP / sub-VP / VE SDE, `gen_jax.diffusion`), what the network outputs (`prediction`, one
+A model is a network, a noise process x_t = alpha(t) x0 + sigma(t) z (a DDPM chain of T steps,
+a VP / sub-VP / VE SDE or EDM's sigma process, `gen_jax.diffusion`), what the network outputs (`prediction`, one
 of `gaussian.PREDICTIONS`), what it sees of t (`time_input`), a loss (`losses.LOSSES`) and a
 sampler (`gen_jax.samplers.SAMPLERS`), each chosen by name in the config:
 
@@ -46,6 +47,7 @@ from gen_jax.core.sample import SampleSpec
 from gen_jax.core.state import TrainState
 from gen_jax.diffusion import guidance, likelihood as likelihood_lib
 from gen_jax.diffusion.gaussian import PREDICTIONS, score_fn_of
+from gen_jax.diffusion.edm import EDMPrecond, EDMProcess
 from gen_jax.diffusion.losses import LOSSES, WEIGHTINGS
 from gen_jax.diffusion.processes import SDE, SDES, VESDE, VPSDE, DiscreteVP
 from gen_jax.diffusion.schedules import DiffusionSchedule, make_schedule
@@ -226,8 +228,13 @@ class Diffusion(Method):
 # -------------------------------------------------------------------- building from a config
 # config.method fields of the "diffusion" name, with their defaults (DDPM's).
 FIELDS = dict(
-    process="chain",  # chain (a DDPM schedule) | a name in SDES: vesde | vpsde | subvpsde
+    process="chain",  # chain (a DDPM schedule) | edm | a name in SDES: vesde | vpsde | subvpsde
     beta_schedule="linear", num_timesteps=1000,  # chain: a name in BETA_SCHEDULES, T
+    zero_terminal_snr=False,  # chain: rescale to abar_{T-1} = 0 (Lin et al.; v or x0 nets)
+    sigma_data=0.5, rho=7.0,  # edm (with sigma_min, sigma_max): data std, sampling grid
+    precondition="none",  # none | edm: EDM's c_skip, c_out, c_in, c_noise around the net
+    p_mean=-1.2, p_std=1.2,  # loss "edm": ln sigma ~ N(p_mean, p_std^2)
+    snr_gamma=5.0, p2_k=1.0, p2_gamma=1.0,  # weightings min_snr (gamma) and p2 (k, gamma)
     sigma_min=0.02, sigma_max=100.0, beta_min=0.1, beta_max=20.0, num_scales=1000,  # SDEs
     discrete=False,  # vpsde: the network's output refers to the N-step chain
     prediction="eps", time_input="t",
@@ -237,12 +244,27 @@ FIELDS = dict(
     likelihood=dict(enabled=False, trace="rademacher", eps=1e-5, rtol=1e-5, atol=1e-5,
                     max_steps=4096),
 )
-_LOSS_OPTIONS = ("weighting", "reduce_mean", "eps", "antithetic", "importance_sampling")
+_LOSS_OPTIONS = ("weighting", "reduce_mean", "eps", "antithetic", "importance_sampling",
+                 "p_mean", "p_std")
+PRECONDITIONS = ("none", "edm")
+
+
+def weighting_options(f: Mapping[str, Any]) -> dict[str, float]:
+  """The keyword options of the weighting f["weighting"] from its method fields."""
+  if f["weighting"] == "min_snr":
+    return {"gamma": float(f["snr_gamma"])}
+  if f["weighting"] == "p2":
+    return {"k": float(f["p2_k"]), "gamma": float(f["p2_gamma"])}
+  return {}
 
 
 def _process(f: Mapping[str, Any]):
   if f["process"] == "chain":
-    return make_schedule(f["beta_schedule"], f["num_timesteps"])
+    return make_schedule(f["beta_schedule"], f["num_timesteps"],
+                         zero_terminal_snr=bool(f["zero_terminal_snr"]))
+  if f["process"] == "edm":
+    return EDMProcess(sigma_min=float(f["sigma_min"]), sigma_max=float(f["sigma_max"]),
+                      sigma_data=float(f["sigma_data"]), rho=float(f["rho"]))
   cls = SDES.get(f["process"])
   if cls is VESDE:
     return VESDE(sigma_min=float(f["sigma_min"]), sigma_max=float(f["sigma_max"]),
@@ -261,6 +283,18 @@ def build(config, info, fields: Mapping[str, Any], *, clip_x0: bool | None,
   WEIGHTINGS.get(f["weighting"])
   if f["time_input"] not in TIME_INPUTS:
     raise ValueError(f"time_input={f['time_input']!r}; choose one of {', '.join(TIME_INPUTS)}.")
+  if f["zero_terminal_snr"] and f["prediction"] not in ("v", "x0"):
+    raise ValueError(f"zero_terminal_snr=True makes alpha = 0 at the last step, where an "
+                     f"{f['prediction']!r} network cannot give x0; use prediction='v' (as "
+                     "Lin et al.) or 'x0'.")
+  if f["precondition"] not in PRECONDITIONS:
+    raise ValueError(f"precondition={f['precondition']!r}; choose one of "
+                     f"{', '.join(PRECONDITIONS)}.")
+  if f["precondition"] == "edm" and not (isinstance(process, EDMProcess)
+                                         and f["prediction"] == "x0"
+                                         and f["time_input"] == "sigma"):
+    raise ValueError("precondition='edm' wraps the network into EDM's denoiser D(x; sigma): "
+                     "set process='edm', prediction='x0' and time_input='sigma'.")
   if f["discrete"] and not isinstance(process, VPSDE):
     raise ValueError("discrete=True refers to the N-step chain of a vpsde; got "
                      f"process={f['process']!r}.")
@@ -284,6 +318,8 @@ def build(config, info, fields: Mapping[str, Any], *, clip_x0: bool | None,
   model = dict(config.model)
   net = nets.build_net(model.pop("name"), out_channels=example_shape[-1],
                        num_classes=num_classes, dtype=precision.compute_dtype(config), **model)
+  if f["precondition"] == "edm":
+    net = EDMPrecond(net=net, sigma_data=process.sigma_data)
   sampler = config.sample.sampler
   SAMPLERS.get(sampler)
   return Diffusion(
@@ -311,8 +347,10 @@ def build_diffusion(config, info) -> Diffusion:
                      f"'diffusion'; its fields: {', '.join(sorted(FIELDS))}.")
   fields = {**FIELDS, **fields}
   clip = bool(config.sample.clip_x0) if fields["process"] == "chain" else None
-  return build(config, info, fields, clip_x0=clip,
-               loss_kwargs={k: fields[k] for k in _LOSS_OPTIONS})
+  loss_kwargs = {k: fields[k] for k in _LOSS_OPTIONS}
+  if weighting_options(fields):
+    loss_kwargs["weighting_options"] = weighting_options(fields)
+  return build(config, info, fields, clip_x0=clip, loss_kwargs=loss_kwargs)
 
 
 @METHODS.register("ddpm")

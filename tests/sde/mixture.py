@@ -2,7 +2,9 @@
 
 If x0 ~ sum_k w_k N(mu_k, s^2 I) and p_t(x | x0) = N(m(t) x0, std(t)^2 I), then
 p_t = sum_k w_k N(m mu_k, (m^2 s^2 + std^2) I): closed-form log-density, and its gradient (by
-jax.grad, exact) is the score.
+jax.grad, exact) is the score. The exact denoiser E[x0 | x_t] is closed-form too:
+sum_k r_k(x) (mu_k + m s^2 (x - m mu_k) / (m^2 s^2 + std^2)), r_k the posterior responsibilities
+(`GaussianMixtureScore.denoiser`, on any process, DDPM chains with int t included).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.diffusion import batch_bcast
+from gen_jax.diffusion import PREDICTIONS, batch_bcast
 
 
 def gaussian_score(sde, mu, s):
@@ -73,3 +75,24 @@ class GaussianMixtureScore:
       return jax.grad(lambda y: jnp.sum(self.log_prob_t(sde, y, t)))(x)
 
     return score
+
+  def denoiser(self, process, prediction: str = "x0"):
+    """The exact E[output | x_t] (x_t [B, D], t [B]) of a network of type `prediction` on
+    `process` (anything with marginal_coef): the output is linear in (x0, eps), so its mean is
+    the target of the exact (E[x0 | x_t], E[eps | x_t])."""
+    pred = PREDICTIONS.get(prediction)
+    mu = jnp.asarray(self.mu, jnp.float32)
+    logw = jnp.log(jnp.asarray(self.w, jnp.float32))
+
+    def fn(x, t):
+      a, s = process.marginal_coef(t)
+      a, s = a.astype(jnp.float32)[:, None], s.astype(jnp.float32)[:, None]  # [B, 1]
+      var = a**2 * self.std**2 + s**2
+      centred = x[:, None, :] - a[:, None] * mu[None]  # [B, K, D]
+      r = jax.nn.softmax(logw[None] - 0.5 * jnp.sum(centred**2, -1) / var, axis=-1)  # [B, K]
+      post = mu[None] + (a * self.std**2 / var)[:, None] * centred
+      x0 = jnp.sum(r[..., None] * post, axis=1)
+      eps = (x - a * x0) / s
+      return pred.target(process, x0, eps, t)
+
+    return fn

@@ -213,8 +213,9 @@ def test_bad_arguments():
     ode_sample(score_fn, sde, prediction="score", method="rk4", **kw)
   with pytest.raises(ValueError, match="shape"):
     ode_sample(score_fn, sde, prediction="score", rng=jax.random.PRNGKey(0))
-  assert SAMPLERS.names() == ["ancestral", "ddim", "euler_maruyama", "ode", "pc",
-                              "reverse_diffusion"]
+  assert SAMPLERS.names() == ["ancestral", "ddim", "dpm_solver_2m", "dpm_solver_2s",
+                              "dpm_solver_3s", "edm_heun", "edm_stochastic", "euler_maruyama",
+                              "ode", "pc", "reverse_diffusion"]
   assert dataclasses.replace(sde, N=20).N == 20
 
 
