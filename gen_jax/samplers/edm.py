@@ -107,9 +107,12 @@ def edm_heun_sample(
   def churn(x, i, t, s):
     if not stochastic:
       return x, t, s
-    s_hat = s * (1.0 + gamma[i])
+    g = gamma[i]
+    s_hat = s * (1.0 + g)
     z = jax.random.normal(jax.random.fold_in(step_key, i), x.shape, x.dtype)
-    x = x + jnp.sqrt(jnp.square(s_hat) - jnp.square(s)) * S_noise * z
+    # sqrt(s^^2 - s^2) written so that gamma = 0 adds exactly 0 (a fused s^^2 - s^2 can round
+    # below 0, and its square root is NaN).
+    x = x + s * jnp.sqrt(g * (2.0 + g)) * S_noise * z
     return x, process.sigma_to_t(s_hat), s_hat
 
   def heun_step(x, inputs):

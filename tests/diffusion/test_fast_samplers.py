@@ -239,6 +239,11 @@ def test_edm_sampler_nfe_churn_and_errors():
   np.testing.assert_array_equal(run(jax.random.key(2)), run(jax.random.key(3)))
   a, b = (run(jax.random.key(k), S_churn=20.0) for k in (2, 3))
   assert np.max(np.abs(a - b)) > 1e-3  # churn draws fresh noise
+  # Steps outside [S_tmin, S_tmax] take no churn: exactly no noise, not the square root of a
+  # rounded s^^2 - s^2 < 0 (that was NaN for every sample where XLA fuses it into an FMA: it
+  # fails on the old code with GEN_JAX_TEST_XLA_OPTIMIZE=1, as the GPU suite runs).
+  c = run(jax.random.key(2), S_churn=20.0, S_tmin=0.05, S_tmax=10.0)
+  assert np.all(np.isfinite(c))
   with pytest.raises(ValueError, match="sigma_to_t"):
     SAMPLERS.get("edm_stochastic")(MIX.denoiser(VPSDE()), VPSDE(), rng=jax.random.key(0),
                                    shape=(2, 2))
