@@ -126,14 +126,16 @@ class DiffusionSchedule:
   num_timesteps: int = flax.struct.field(pytree_node=False)
 
   @classmethod
-  def from_betas(cls, betas: np.ndarray) -> DiffusionSchedule:
-    """Builds the schedule from betas [T] with 0 < beta_t < 1 (computed in float64); the last
-    beta may be 1 (zero terminal SNR, `spacing.rescale_zero_terminal_snr`)."""
+  def from_betas(cls, betas: np.ndarray, *,
+                 zero_terminal_snr: bool = False) -> DiffusionSchedule:
+    """Builds the schedule from betas [T] with 0 < beta_t < 1 (computed in float64); with
+    zero_terminal_snr the last beta may be 1 (`spacing.rescale_zero_terminal_snr`)."""
     betas = np.asarray(betas, np.float64)
     if betas.ndim != 1 or betas.shape[0] < 1:
       raise ValueError(f"betas must be a non-empty 1-D array, got shape {betas.shape}.")
+    last_max = 1.0 if zero_terminal_snr and len(betas) > 1 else np.nextafter(1.0, 0.0)
     if (not np.all(np.isfinite(betas)) or np.any(betas <= 0) or np.any(betas[:-1] >= 1)
-        or betas[-1] > 1 or (len(betas) == 1 and betas[0] >= 1)):
+        or betas[-1] > last_max):
       raise ValueError(
           f"betas must lie in the open interval (0, 1); got min {betas.min()}, max {betas.max()}.")
     alphas = 1.0 - betas
@@ -234,4 +236,4 @@ def make_schedule(name: str, num_timesteps: int, *,
     if num_timesteps < 2:
       raise ValueError("zero_terminal_snr needs num_timesteps >= 2.")
     betas = rescale_zero_terminal_snr(betas)
-  return DiffusionSchedule.from_betas(betas)
+  return DiffusionSchedule.from_betas(betas, zero_terminal_snr=zero_terminal_snr)

@@ -109,7 +109,9 @@ def test_zero_terminal_snr_rescale():
   assert float(schedule.sqrt_alphas_cumprod[-1]) == 0.0
   assert float(schedule.sqrt_one_minus_alphas_cumprod[-1]) == 1.0
   with pytest.raises(ValueError, match="open interval"):
-    DiffusionSchedule.from_betas(np.array([0.5, 1.0, 0.5]))  # only the last beta may be 1
+    DiffusionSchedule.from_betas(np.array([0.5, 1.0, 0.5]), zero_terminal_snr=True)
+  with pytest.raises(ValueError, match="open interval"):
+    DiffusionSchedule.from_betas(new)  # a last beta of 1 only when asked for
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpm_solver_2m", "dpm_solver_3s"])
