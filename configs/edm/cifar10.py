@@ -49,6 +49,7 @@ def get_config(arg=None):
       process="edm", sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, rho=7.0,
       precondition="edm", prediction="x0", time_input="sigma",
       loss="edm", weighting="edm", reduce_mean=False, p_mean=-1.2, p_std=1.2,
+      snr_gamma=5.0, p2_k=1.0, p2_gamma=1.0,  # weighting=min_snr | p2 (diffusion.weightings)
       class_conditional=False,
   ))
   _ddpm.diffusion_sample_fields(c, sampler="edm_heun")

@@ -86,3 +86,34 @@ def test_edm_loss_and_weighting_errors():
     LOSSES.get("edm")(lambda x, t: x, chain, jnp.zeros((2, 2)), jax.random.key(0))
   with pytest.raises(ValueError, match="sigma_data"):
     WEIGHTINGS.get("edm")(chain, jnp.asarray([1, 2]))
+
+
+def test_config_builds_edm_and_passes_weighting_options():
+  """configs/edm/cifar10.py builds the preconditioned net on EDM's process; a weighting's
+  options reach the loss; bad combinations are refused with the fix."""
+  from gen_jax.data import DatasetInfo
+  from gen_jax.methods import build_method
+  from tests.train.helpers import load_config
+  info = DatasetInfo(image_shape=(8, 8, 3), num_classes=10, num_examples=100)
+  c = load_config("edm/cifar10.py", "smoke")
+  method = build_method(c, info)
+  assert isinstance(method.net, EDMPrecond) and isinstance(method.process, EDMProcess)
+  assert method.process.sigma_max == 80.0 and method.net.sigma_data == 0.5
+  assert method.loss == "edm" and method.loss_kwargs["p_mean"] == -1.2
+  assert method.sampler == "edm_heun" and method.sampler_kwargs == {"num_steps": 4}
+  c = load_config("edm/cifar10.py", "smoke")
+  c.method.weighting, c.method.snr_gamma = "min_snr", 2.0
+  assert build_method(c, info).loss_kwargs["weighting_options"] == {"gamma": 2.0}
+  c = load_config("edm/cifar10.py", "smoke")
+  c.method.prediction = "eps"
+  with pytest.raises(ValueError, match="precondition='edm'"):
+    build_method(c, info)
+  c = load_config("edm/cifar10.py", "smoke")
+  c.unlock()
+  c.method.process, c.method.precondition, c.method.loss = "chain", "none", "mse"
+  c.method.prediction, c.method.time_input, c.method.zero_terminal_snr = "eps", "t", True
+  c.sample.clip_x0 = False
+  with pytest.raises(ValueError, match="prediction='v'"):
+    build_method(c, info)
+  c.method.prediction = "v"
+  assert float(build_method(c, info).process.sqrt_alphas_cumprod[-1]) == 0.0
