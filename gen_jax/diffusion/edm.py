@@ -45,7 +45,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.diffusion.gaussian import coefs
 from gen_jax.diffusion.losses import LOSSES, WEIGHTINGS, denoising_error
 
 Array = jax.Array
@@ -192,9 +191,3 @@ def edm_loss(model_fn, process, x0: Array, rng: Array, *, prediction: str = "x0"
                          weighting=weighting, reduce_mean=reduce_mean,
                          weighting_options=weighting_options)
 
-
-def edm_process_coefs(process, t: Array, ndim: int) -> tuple[Array, Array]:
-  """(alpha, sigma / alpha) at t [B], shaped [B, 1, ..., 1]: the scale and the noise level of
-  the scaled variable x / alpha in which EDM's samplers step."""
-  alpha, sigma = coefs(process, t, ndim)
-  return alpha, sigma / alpha

@@ -42,9 +42,10 @@ Deviations from the official code: no intermediate times off the grid (so no
 interpolation of a discrete chain's log-alpha, and DDPM chains sample at integer steps only);
 the final step returns the denoised x0 estimate rather than x at t = eps; `clip_x0` is a plain
 clip of D to [-1, 1] rather than dynamic thresholding; on EDM's sigmas the grid has S + 1
-points with the last skipped (k-diffusion's dpmpp_2m evaluates at all S of an S-point grid). A grid point with alpha = 0 (zero
-terminal SNR) makes lambda = -inf; the higher-order corrections that would divide by it are
-dropped there (first order, which is exact in that limit).
+points with the last skipped (k-diffusion's dpmpp_2m evaluates at all S of an S-point grid).
+A grid point with alpha = 0 (zero terminal SNR) makes lambda = -inf; the higher-order
+corrections that would divide by it are dropped there (first order, which is exact in that
+limit).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gen_jax.diffusion.gaussian import PREDICTIONS
 from gen_jax.samplers.base import SAMPLERS, DenoiseFn, SampleOutput, initial_noise
@@ -91,8 +93,10 @@ def step_plan(kind: str, num_steps: int) -> tuple[list[int], list[int]]:
 def _evaluation_times(process, num_steps: int, grid_options) -> Array:
   """The S evaluation times (module docstring): the first S of the (S + 1)-point grid, or the
   S-point grid for diffusers' "trailing" spacing and on a chain of only S steps."""
-  if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+  if (isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer))
+      or num_steps < 1):
     raise ValueError(f"num_steps must be a positive int, got {num_steps!r}.")
+  num_steps = int(num_steps)
   chain_steps = getattr(process, "num_timesteps", None)
   if grid_options.get("spacing") == "trailing" or (
       chain_steps is not None and num_steps >= chain_steps):
