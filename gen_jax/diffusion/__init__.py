@@ -16,3 +16,4 @@ from gen_jax.diffusion.processes import (SDE, SDES, VESDE, VPSDE, DiscreteVP, Re
                                          batch_bcast, subVPSDE)
 from gen_jax.diffusion.schedules import (BETA_SCHEDULES, DiffusionSchedule,
                                          cosine_alphas_cumprod, make_schedule)
+from gen_jax.diffusion import hybrid_loss  # noqa: F401,E402  (registers the "hybrid" loss)

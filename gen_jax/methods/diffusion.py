@@ -69,6 +69,8 @@ class Diffusion(Method):
     prediction: what the network outputs, a name in `PREDICTIONS`.
     time_input: what it sees of t, one of TIME_INPUTS.
     discrete: its output refers to the N-step chain of a VP SDE (`DiscreteVP`).
+    learned_variance: the network outputs 2C channels, its output and improved DDPM's v_var
+      (`diffusion.learned_variance`); samplers see the first C unless they take both.
     loss, loss_kwargs: a name in `LOSSES` and its options (weighting, reduce_mean, eps, ...).
     num_classes: > 0 for a class-conditional model (label `num_classes` is "no label").
     class_dropout: probability of training on the null label.
@@ -87,6 +89,7 @@ class Diffusion(Method):
   prediction: str = "eps"
   time_input: str = "t"
   discrete: bool = False
+  learned_variance: bool = False
   loss: str = "mse"
   loss_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   num_classes: int = 0
@@ -130,15 +133,19 @@ class Diffusion(Method):
     return lambda x, t: self.apply(params, x, t, y, train=train, rng=rng)
 
   def denoise_fn(self, params, labels: jax.Array | None = None,
-                 guidance_scale: float | None = None):
-    """The samplers' view (x_t, t) -> output of type `sample_prediction`, guided."""
+                 guidance_scale: float | None = None, *, keep_variance: bool = False):
+    """The samplers' view (x_t, t) -> output of type `sample_prediction`, guided; with
+    `keep_variance` a learned-variance model's v_var channels are kept (appended)."""
     w = self.guidance_scale if guidance_scale is None else guidance_scale
 
     def apply(x, t, y):
       fn = self.model_fn(params, y)
       if self.discrete:
         fn = score_fn_of(fn, self.output_process, self.prediction)
-      return fn(x, t)
+      out = fn(x, t)
+      if self.learned_variance and not keep_variance:
+        out = out[..., :self.example_shape[-1]]
+      return out
 
     return guidance.guided(apply, labels, self.num_classes, w)
 
@@ -187,11 +194,16 @@ class Diffusion(Method):
                        "unconditional (method.class_conditional=False).")
     name = spec.sampler or self.sampler
     sampler = SAMPLERS.get(name)
+    keep_variance = getattr(sampler, "takes_learned_variance", False)
+    if keep_variance and not self.learned_variance:
+      raise ValueError(f"The {name!r} sampler needs a learned-variance model "
+                       "(method.learned_variance=True); this one has a fixed variance.")
     takes_clip = "clip_x0" in inspect.signature(sampler).parameters
     kwargs = {**({"clip_x0": self.clip_x0} if self.clip_x0 is not None and takes_clip else {}),
               **(self.sampler_kwargs if name == self.sampler else {}), **spec.sampler_options}
     shape = None if "init_noise" in kwargs else (num_samples, *self.example_shape)
-    out = sampler(self.denoise_fn(state.ema_params, labels, w), self.process,
+    out = sampler(self.denoise_fn(state.ema_params, labels, w, keep_variance=keep_variance),
+                  self.process,
                   rng=rng, shape=shape, prediction=self.sample_prediction, **kwargs)
     samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
     evals = guidance.evals_per_step(labels, w)
@@ -209,7 +221,8 @@ class Diffusion(Method):
     labels = guidance.batch_labels(batch, self.num_classes)
     if isinstance(self.process, DiffusionSchedule) and self.is_image:
       nats = LOSSES.get("vlb")(self.model_fn(params, labels), self.process, batch["image"],
-                               rng_ll, prediction=self.prediction)
+                               rng_ll, prediction=self.prediction,
+                               learned_variance=self.learned_variance)
       out["vlb_bpd"] = likelihood_lib.nats_to_bits_per_dim(nats, dim)
     if self.likelihood is not None:
       ll = likelihood_lib.ode_likelihood(
@@ -230,6 +243,8 @@ FIELDS = dict(
     beta_schedule="linear", num_timesteps=1000,  # chain: a name in BETA_SCHEDULES, T
     sigma_min=0.02, sigma_max=100.0, beta_min=0.1, beta_max=20.0, num_scales=1000,  # SDEs
     discrete=False,  # vpsde: the network's output refers to the N-step chain
+    learned_variance=False,  # chain: 2C outputs, improved DDPM's variance (loss hybrid|vlb)
+    vlb_weight=0.001,  # lambda of the hybrid loss
     prediction="eps", time_input="t",
     loss="mse", weighting="simple", reduce_mean=True,
     eps=1e-5, antithetic=False, importance_sampling=False,  # continuous-time losses
@@ -237,7 +252,8 @@ FIELDS = dict(
     likelihood=dict(enabled=False, trace="rademacher", eps=1e-5, rtol=1e-5, atol=1e-5,
                     max_steps=4096),
 )
-_LOSS_OPTIONS = ("weighting", "reduce_mean", "eps", "antithetic", "importance_sampling")
+_LOSS_OPTIONS = ("weighting", "reduce_mean", "eps", "antithetic", "importance_sampling",
+                 "vlb_weight")
 
 
 def _process(f: Mapping[str, Any]):
@@ -281,8 +297,21 @@ def build(config, info, fields: Mapping[str, Any], *, clip_x0: bool | None,
           "values, a continuous density can grow without bound on it and the 'bits/dim' "
           "comes out meaningless (often negative). Set --config.data.dequantize=True, or "
           "--config.method.likelihood.enabled=False.")
+  learned_variance = bool(f["learned_variance"])
+  if learned_variance:
+    if not isinstance(process, DiffusionSchedule):
+      raise ValueError("method.learned_variance=True learns the variance of a discrete chain; "
+                       f"set method.process='chain' (got {f['process']!r}).")
+    if f["loss"] not in ("hybrid", "vlb"):
+      raise ValueError(f"method.learned_variance=True needs a loss that trains the variance "
+                       f"('hybrid' or 'vlb'), got loss={f['loss']!r}.")
+    loss_kwargs = {**loss_kwargs, "learned_variance": True}
+  elif f["loss"] == "hybrid":
+    raise ValueError("loss='hybrid' trains a learned variance; set "
+                     "method.learned_variance=True.")
   model = dict(config.model)
-  net = nets.build_net(model.pop("name"), out_channels=example_shape[-1],
+  channels = example_shape[-1] * (2 if learned_variance else 1)
+  net = nets.build_net(model.pop("name"), out_channels=channels,
                        num_classes=num_classes, dtype=precision.compute_dtype(config), **model)
   sampler = config.sample.sampler
   SAMPLERS.get(sampler)
@@ -290,7 +319,8 @@ def build(config, info, fields: Mapping[str, Any], *, clip_x0: bool | None,
       net=net, process=process,
       optimizer=build_optimizer(config.optim, config.num_train_steps),
       example_shape=example_shape, prediction=f["prediction"], time_input=f["time_input"],
-      discrete=bool(f["discrete"]), loss=f["loss"], loss_kwargs=dict(loss_kwargs),
+      discrete=bool(f["discrete"]), learned_variance=learned_variance, loss=f["loss"],
+      loss_kwargs=dict(loss_kwargs),
       num_classes=num_classes,
       class_dropout=float(f["class_dropout"]) if num_classes else 0.0,
       sampler=sampler, sampler_kwargs=dict(config.sample.get(sampler, {})), clip_x0=clip_x0,

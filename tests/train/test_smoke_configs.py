@@ -46,6 +46,9 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # phases; the CIFAR-10 config's smoke model is trained by the (slow) 8-vs-1 device
     # test of tests/gan/test_stylegan2.py.
     "gan/stylegan2_cifar10.py",
+    # Improved DDPM: improved_ddpm/digits.py:smoke runs the same method (2C-channel UNet,
+    # hybrid loss, learned-variance sampler); CIFAR-10 only widens the UNet.
+    "improved_ddpm/cifar10.py",
 })
 
 CONFIGS = [
