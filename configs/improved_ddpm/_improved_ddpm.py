@@ -28,9 +28,6 @@ def improved_ddpm_config(*, ch: int, ch_mult, num_res_blocks: int, attn_resoluti
   ))
   c.sample.sampler = "learned_variance"
   c.sample.learned_variance = ml_collections.ConfigDict(dict(num_steps=100, spacing="uniform"))
-  # Classifier guidance (Dhariwal & Nichol 2021): the workdir of a noisy_classifier run
-  # trained on this process (configs/classifier_guidance) and the gradient scale s.
-  c.sample.classifier_guidance = ml_collections.ConfigDict(dict(workdir="", scale=0.0))
   return c
 
 

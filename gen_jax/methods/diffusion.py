@@ -13,7 +13,10 @@ sampler (`gen_jax.samplers.SAMPLERS`), each chosen by name in the config:
 * training: the registered loss of the network in its own parameterisation, with labels
   dropped to the null label with probability `class_dropout` (classifier-free guidance);
 * sampling (`sample`, with a `SampleSpec`): the configured sampler on the process, guided
-  with out = (1 + w) out(y) - w out(null);
+  with out = (1 + w) out(y) - w out(null), and with `classifier_guidance` (a noisy
+  classifier's workdir and scale in `config.sample.classifier_guidance`) by its gradient;
+  a learned-variance model (improved DDPM, `learned_variance`) has 2C output channels,
+  of which samplers see the first C unless they use both (the "learned_variance" one);
 * evaluation: the per-example loss, DDPM's variational bound in bits/dim (chains of 8-bit
   images), and with `likelihood` the exact bits/dim (or nats) of the probability-flow ODE.
 
@@ -45,6 +48,7 @@ from gen_jax.core.optim import build_optimizer, learning_rate_schedule
 from gen_jax.core.sample import SampleSpec
 from gen_jax.core.state import TrainState
 from gen_jax.diffusion import guidance, likelihood as likelihood_lib
+from gen_jax.diffusion.classifier_guidance import classifier_guided
 from gen_jax.diffusion.gaussian import PREDICTIONS, score_fn_of
 from gen_jax.diffusion.losses import LOSSES, WEIGHTINGS
 from gen_jax.diffusion.processes import SDE, SDES, VESDE, VPSDE, DiscreteVP
@@ -77,6 +81,8 @@ class Diffusion(Method):
     sampler, sampler_kwargs: the name in `SAMPLERS` `sample` uses, and its options.
     clip_x0: given to the sampler when not None (the chain samplers clip x0_hat).
     guidance_scale: w of classifier-free guidance.
+    classifier_guidance: None, or a `ClassifierGuidance` (a noisy classifier and its scale s)
+      that `sample` adds to the denoiser of any sampler (`diffusion.classifier_guidance`).
     likelihood: None, or the options of `ode_likelihood` (trace, eps, rtol, atol, max_steps)
       for `evaluate` (SDE processes).
     lr_schedule: the learning rate as a function of the step, for logging.
@@ -98,6 +104,7 @@ class Diffusion(Method):
   sampler_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   clip_x0: bool | None = None
   guidance_scale: float = 0.0
+  classifier_guidance: Any = None
   likelihood: Mapping[str, Any] | None = None
   lr_schedule: Any = None
 
@@ -133,9 +140,11 @@ class Diffusion(Method):
     return lambda x, t: self.apply(params, x, t, y, train=train, rng=rng)
 
   def denoise_fn(self, params, labels: jax.Array | None = None,
-                 guidance_scale: float | None = None, *, keep_variance: bool = False):
+                 guidance_scale: float | None = None, *, keep_variance: bool = False,
+                 classifier_labels: jax.Array | None = None):
     """The samplers' view (x_t, t) -> output of type `sample_prediction`, guided; with
-    `keep_variance` a learned-variance model's v_var channels are kept (appended)."""
+    `keep_variance` a learned-variance model's v_var channels are kept (appended); with
+    `classifier_labels` [B] the classifier guidance towards them is added."""
     w = self.guidance_scale if guidance_scale is None else guidance_scale
 
     def apply(x, t, y):
@@ -147,7 +156,12 @@ class Diffusion(Method):
         out = out[..., :self.example_shape[-1]]
       return out
 
-    return guidance.guided(apply, labels, self.num_classes, w)
+    fn = guidance.guided(apply, labels if self.num_classes else None, self.num_classes, w)
+    if classifier_labels is None or self.classifier_guidance is None:
+      return fn
+    return classifier_guided(fn, self.process, self.sample_prediction,
+                             self.classifier_guidance, classifier_labels,
+                             channels=self.example_shape[-1])
 
   # ---------------------------------------------------------------- the contract
   def init(self, rng: jax.Array, batch: Batch) -> TrainState:
@@ -179,15 +193,18 @@ class Diffusion(Method):
              spec: SampleSpec = SampleSpec()):
     """num_samples draws [n, *example_shape] with the EMA parameters.
 
-    Reads spec.labels (default: a class-conditional model cycles through the classes),
+    Reads spec.labels (default: a class-conditional or classifier-guided model cycles
+    through the classes; classifier guidance steers towards them),
     guidance_scale, sampler (default: the configured one) and sampler_options (overriding
     its configured options, e.g. num_steps or init_noise). Images are clipped to [-1, 1];
     nfe counts both network evaluations of a guided step.
     """
     spec.refuse_unsupported("diffusion", SAMPLE_OPTIONS)
-    labels = spec.labels if self.num_classes else None
-    if self.num_classes and labels is None:
-      labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
+    cg = self.classifier_guidance
+    num_classes = self.num_classes or (cg.num_classes if cg is not None else 0)
+    labels = spec.labels if num_classes else None
+    if num_classes and labels is None:
+      labels = jnp.arange(num_samples, dtype=jnp.int32) % num_classes
     w = self.guidance_scale if spec.guidance_scale is None else float(spec.guidance_scale)
     if w and not self.num_classes:
       raise ValueError(f"guidance_scale={w} needs a class-conditional model; this one is "
@@ -202,11 +219,12 @@ class Diffusion(Method):
     kwargs = {**({"clip_x0": self.clip_x0} if self.clip_x0 is not None and takes_clip else {}),
               **(self.sampler_kwargs if name == self.sampler else {}), **spec.sampler_options}
     shape = None if "init_noise" in kwargs else (num_samples, *self.example_shape)
-    out = sampler(self.denoise_fn(state.ema_params, labels, w, keep_variance=keep_variance),
-                  self.process,
+    denoise_fn = self.denoise_fn(state.ema_params, labels, w, keep_variance=keep_variance,
+                                 classifier_labels=labels if cg is not None else None)
+    out = sampler(denoise_fn, self.process,
                   rng=rng, shape=shape, prediction=self.sample_prediction, **kwargs)
     samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
-    evals = guidance.evals_per_step(labels, w)
+    evals = guidance.evals_per_step(labels if self.num_classes else None, w)
     if isinstance(out, AdaptiveSampleOutput):
       return out.replace(samples=samples).scale_nfe(evals)
     return out.replace(samples=samples, nfe=out.nfe * evals)
@@ -315,6 +333,11 @@ def build(config, info, fields: Mapping[str, Any], *, clip_x0: bool | None,
                        num_classes=num_classes, dtype=precision.compute_dtype(config), **model)
   sampler = config.sample.sampler
   SAMPLERS.get(sampler)
+  cg = config.sample.get("classifier_guidance")
+  classifier_guidance = None
+  if cg is not None and float(cg.scale) != 0.0:
+    from gen_jax.methods.noisy_classifier import load_guidance  # pylint: disable=g-import-not-at-top
+    classifier_guidance = load_guidance(cg.workdir, float(cg.scale), info, process)
   return Diffusion(
       net=net, process=process,
       optimizer=build_optimizer(config.optim, config.num_train_steps),
@@ -325,6 +348,7 @@ def build(config, info, fields: Mapping[str, Any], *, clip_x0: bool | None,
       class_dropout=float(f["class_dropout"]) if num_classes else 0.0,
       sampler=sampler, sampler_kwargs=dict(config.sample.get(sampler, {})), clip_x0=clip_x0,
       guidance_scale=float(config.sample.guidance_scale),
+      classifier_guidance=classifier_guidance,
       likelihood=(dict(trace=ll["trace"], eps=float(ll["eps"]), rtol=float(ll["rtol"]),
                        atol=float(ll["atol"]), max_steps=int(ll["max_steps"]))
                   if ll["enabled"] else None),

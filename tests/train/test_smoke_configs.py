@@ -49,6 +49,10 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # Improved DDPM: improved_ddpm/digits.py:smoke runs the same method (2C-channel UNet,
     # hybrid loss, learned-variance sampler); CIFAR-10 only widens the UNet.
     "improved_ddpm/cifar10.py",
+    # Classifier guidance: classifier_guidance/toy_eight_gaussians.py:smoke trains the
+    # noisy_classifier method; the CIFAR-10 one only swaps in the image network, which
+    # tests/diffusion/test_classifier_guidance.py builds.
+    "classifier_guidance/cifar10.py",
 })
 
 CONFIGS = [
