@@ -53,6 +53,9 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # noisy_classifier method; the CIFAR-10 one only swaps in the image network, which
     # tests/diffusion/test_classifier_guidance.py builds.
     "classifier_guidance/cifar10.py",
+    # Distillation needs a trained teacher's workdir: tests/methods/test_distillation.py
+    # trains a teacher smoke run and then runs distillation/toy_eight_gaussians.py:smoke.
+    "distillation/toy_eight_gaussians.py", "distillation/cifar10.py",
 })
 
 CONFIGS = [
