@@ -8,9 +8,10 @@ EMA 0.9999, 500k steps; sampling with the learned variances on 100 respaced step
 (`--config.sample.learned_variance.num_steps=4000` for the full chain).
 
 Deviations from the official model: the DDPM UNet of gen_jax (time embedding added in each
-ResNet block; the official one uses scale-shift norm, `use_scale_shift_norm=True`); t is
-drawn uniformly (the official default as well; its importance sampling of L_vlb is for the
-pure L_vlb objective only).
+ResNet block; the official one uses scale-shift norm, `use_scale_shift_norm=True`), which
+sees t in 0..3999 (the official one 1000 t / T, `rescale_timesteps=True`); t is drawn
+uniformly (the official default as well; its importance sampling of L_vlb is for the pure
+L_vlb objective only).
 
     python -m gen_jax.main --config=configs/improved_ddpm/cifar10.py --workdir=runs/iddpm_c10
     python -m gen_jax.main --config=configs/improved_ddpm/cifar10.py:smoke --workdir=/tmp/s

@@ -20,6 +20,11 @@ cumulative products are those of the kept steps, abar'_k = abar_{S_k}, so its be
 beta'_k = 1 - abar_{S_k} / abar_{S_{k-1}} (abar'_{-1} = 1); the network still sees the
 original step S_k, and its learned variance interpolates between the respaced beta'_k and
 beta_tilde'_k. `respace` builds that chain (as `SpacedDiffusion` of respace.py).
+
+Deviations from the official code: the network sees the step t in 0..T-1 as it is (the
+official `rescale_timesteps=True` feeds it 1000 t / T); with classifier-free guidance
+(`diffusion.guidance.guided`) v_var is combined like the mean output, (1 + w) v(y) - w
+v(null), where GLIDE keeps the conditional one.
 """
 
 from __future__ import annotations

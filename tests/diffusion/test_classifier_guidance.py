@@ -142,3 +142,17 @@ def test_cifar10_noisy_classifier_config_builds_the_image_network():
   logits = jax.eval_shape(lambda p: method.logits(p, jnp.zeros((2, 32, 32, 3)),
                                                   jnp.array([0, 19])), state.params)
   assert logits.shape == (2, 10)
+
+
+def test_guidance_shifts_eps_and_passes_a_learned_variance_through():
+  """eps' = eps - sigma s grad log p(y | x_t) on the first C channels; v_var unchanged."""
+  from gen_jax.diffusion.classifier_guidance import classifier_guided  # pylint: disable=g-import-not-at-top
+  x, t = jnp.array([[0.3, -0.2]]), jnp.array([40])
+  denoise = lambda x, t: jnp.concatenate([0.5 * x, jnp.full_like(x, 0.25)], -1)
+  w = jnp.array([[2.0, -1.0]])
+  guidance = ClassifierGuidance(log_prob=lambda x, t, y: jnp.sum(x * w, -1), scale=3.0,
+                                num_classes=2)
+  out = classifier_guided(denoise, SCHEDULE, "eps", guidance, jnp.array([1]), channels=2)(x, t)
+  sigma = float(SCHEDULE.sqrt_one_minus_alphas_cumprod[40])
+  np.testing.assert_allclose(out[:, :2], 0.5 * x - sigma * 3.0 * w, rtol=1e-5)
+  np.testing.assert_array_equal(out[:, 2:], 0.25)
