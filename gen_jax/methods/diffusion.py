@@ -336,7 +336,8 @@ def build(config, info, fields: Mapping[str, Any], *, clip_x0: bool | None,
   cg = config.sample.get("classifier_guidance")
   classifier_guidance = None
   if cg is not None and float(cg.scale) != 0.0:
-    from gen_jax.methods.noisy_classifier import load_guidance  # pylint: disable=g-import-not-at-top
+    # Imported here: noisy_classifier builds its process with this module's `_process`.
+    from gen_jax.methods.noisy_classifier import load_guidance  # pylint: disable=all
     classifier_guidance = load_guidance(cg.workdir, float(cg.scale), info, process)
   return Diffusion(
       net=net, process=process,

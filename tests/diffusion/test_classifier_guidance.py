@@ -17,7 +17,7 @@ from gen_jax.core.sample import SampleSpec
 from gen_jax.core.state import TrainState
 from gen_jax.data import DatasetInfo
 from gen_jax.diffusion import make_schedule
-from gen_jax.diffusion.classifier_guidance import ClassifierGuidance
+from gen_jax.diffusion.classifier_guidance import ClassifierGuidance, classifier_guided
 from gen_jax.methods import build_method
 from gen_jax.methods.diffusion import Diffusion
 from gen_jax.methods.pretrained import PretrainedRunError
@@ -146,7 +146,6 @@ def test_cifar10_noisy_classifier_config_builds_the_image_network():
 
 def test_guidance_shifts_eps_and_passes_a_learned_variance_through():
   """eps' = eps - sigma s grad log p(y | x_t) on the first C channels; v_var unchanged."""
-  from gen_jax.diffusion.classifier_guidance import classifier_guided  # pylint: disable=g-import-not-at-top
   x, t = jnp.array([[0.3, -0.2]]), jnp.array([40])
   denoise = lambda x, t: jnp.concatenate([0.5 * x, jnp.full_like(x, 0.25)], -1)
   w = jnp.array([[2.0, -1.0]])

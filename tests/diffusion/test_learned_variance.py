@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gen_jax.core.sample import SampleSpec
 from gen_jax.data import DatasetInfo
 from gen_jax.diffusion import likelihood, make_schedule
 from gen_jax.diffusion.hybrid_loss import hybrid_terms
@@ -149,9 +150,9 @@ def test_diffusion_method_wires_the_learned_variance():
                                               None, train=False), state.params)
   assert out.shape == (2, 8, 8, 2)
   for sampler in ("learned_variance", "ddim"):
-    from gen_jax.core.sample import SampleSpec  # pylint: disable=g-import-not-at-top
-    samples = jax.eval_shape(lambda s: method.sample(s, jax.random.key(1), 3,  # noqa: B023
-                                                     SampleSpec(sampler=sampler)), state)
+    spec = SampleSpec(sampler=sampler)
+    samples = jax.eval_shape(lambda s, spec=spec: method.sample(s, jax.random.key(1), 3, spec),
+                             state)
     assert samples.samples.shape == (3, 8, 8, 1), sampler
   c.unlock()
   c.method.loss = "mse"
@@ -160,3 +161,10 @@ def test_diffusion_method_wires_the_learned_variance():
   c.method.learned_variance, c.method.loss = False, "hybrid"
   with pytest.raises(ValueError, match="set method.learned_variance=True"):
     build_method(c, TOY)
+
+
+def test_learned_variance_sampler_refuses_a_fixed_variance_model():
+  method = build_method(load_config("ddpm/digits.py", "smoke"), TOY)
+  state = jax.eval_shape(method.init, jax.random.key(0), None)
+  with pytest.raises(ValueError, match="needs a learned-variance model"):
+    method.sample(state, jax.random.key(1), 3, SampleSpec(sampler="learned_variance"))
