@@ -77,14 +77,16 @@ def _sample(method, labels):
 @pytest.mark.parametrize("prediction", ["eps", "v"])
 def test_exact_classifier_at_scale_one_gives_the_class_conditional(prediction):
   """grad log p_t(x) + grad log p(y | x_t) = grad log p_t(x | y): guided DDIM samples of
-  class y are N(MEANS[y], S^2 I) (mean within 0.05, std within 10%); without guidance the
-  same labels give the mixture."""
+  class y are N(MEANS[y], S^2 I) (mean within 0.05, std within 10%), for eps- and
+  v-networks; without guidance the same labels give the mixture."""
   labels = jnp.arange(1000, dtype=jnp.int32) % 2
   x = _sample(_method(prediction, 1.0), labels)
   for y in (0, 1):
     xy = x[np.asarray(labels) == y]
     np.testing.assert_allclose(xy.mean(0), MEANS[y], atol=0.05)
     np.testing.assert_allclose(xy.std(0), [S, S], rtol=0.1)
+  if prediction != "eps":
+    return  # the unguided check once
   x0 = _sample(_method(prediction, 0.0), labels)
   for y in (0, 1):
     np.testing.assert_allclose(x0[np.asarray(labels) == y].mean(0), MEANS.mean(0), atol=0.15)
@@ -101,12 +103,12 @@ TOY = DatasetInfo(image_shape=(2,), num_classes=8, num_examples=100)
 
 
 def test_sampling_config_reads_the_classifier_from_its_workdir(tmp_path):
-  """A noisy_classifier run saved in a workdir guides the diffusion model whose config
-  points at it (its logits are the saved ones), and one trained on another process is
-  refused."""
+  """A noisy_classifier run saved in a workdir is the guidance of the diffusion model whose
+  config points at it (its log-probabilities are the saved model's), and one trained on
+  another process is refused."""
   cconfig = load_config("classifier_guidance/toy_eight_gaussians.py", "smoke")
   classifier = build_method(cconfig, TOY)
-  state = classifier.init(jax.random.key(0), None)
+  state = jax.jit(lambda k: classifier.init(k, None))(jax.random.key(0))
   state = state.replace(ema_params=jax.tree.map(lambda p: p + 0.1, state.ema_params))
   _save_run(tmp_path / "cls", cconfig, state)
 
@@ -119,9 +121,7 @@ def test_sampling_config_reads_the_classifier_from_its_workdir(tmp_path):
   x, t, y = jnp.ones((3, 2)), jnp.array([0, 5, 19]), jnp.array([0, 3, 7])
   want = jax.nn.log_softmax(classifier.logits(state.ema_params, x, t))[jnp.arange(3), y]
   np.testing.assert_allclose(cg.log_prob(x, t, y), want, rtol=1e-6)
-  dstate = method.init(jax.random.key(2), None)
-  out = jax.jit(lambda s: method.sample(s, jax.random.key(3), 4, SampleSpec()))(dstate)
-  assert out.samples.shape == (4, 2) and np.all(np.isfinite(out.samples))
+  # (Diffusion.sample with a ClassifierGuidance: the exact-classifier test above.)
 
   dconfig.method.num_timesteps = 40
   with pytest.raises(PretrainedRunError, match="another noise process"):
