@@ -40,9 +40,12 @@ def ddpm_config_with_model(model: ml_collections.ConfigDict) -> ml_collections.C
 
 def diffusion_sample_fields(c: ml_collections.ConfigDict, *, sampler: str) -> None:
   """The sample fields every diffusion config has: the sampler's name (its options in
-  `sample.<name>`) and the classifier-free guidance weight w."""
+  `sample.<name>`), the classifier-free guidance weight w and the classifier guidance."""
   c.sample.sampler = sampler
   c.sample.guidance_scale = 0.0  # out = (1 + w) out(y) - w out(null); class-conditional only
+  # Classifier guidance: a noisy_classifier run's workdir (configs/classifier_guidance) and
+  # the scale s of its gradient (0: off).
+  c.sample.classifier_guidance = ml_collections.ConfigDict(dict(workdir="", scale=0.0))
 
 
 def smoke_ddpm(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

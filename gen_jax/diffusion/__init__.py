@@ -18,3 +18,4 @@ from gen_jax.diffusion.schedules import (BETA_SCHEDULES, DiffusionSchedule,
                                          cosine_alphas_cumprod, make_schedule)
 from gen_jax.diffusion import edm, weightings  # noqa: E402,F401 (register EDM, min-SNR, P2)
 from gen_jax.diffusion.edm import EDMPrecond, EDMProcess, karras_sigmas  # noqa: E402
+from gen_jax.diffusion import hybrid_loss  # noqa: F401,E402  (registers the "hybrid" loss)

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.diffusion import gaussian
+from gen_jax.diffusion import learned_variance as learned_variance_lib
 from gen_jax.diffusion.gaussian import PREDICTIONS, score_fn_of
 from gen_jax.diffusion.ode import odeint_adaptive
 from gen_jax.diffusion.processes import SDE
@@ -197,17 +198,27 @@ def discretized_gaussian_log_likelihood(x, mean, log_scale):
 
 
 def vlb_term(model_fn, schedule, x0: Array, t: Array, noise: Array, *,
-             prediction: str = "eps") -> Array:
+             prediction: str = "eps", learned_variance: bool = False,
+             clip_x0: bool = True) -> Array:
   """L_t in nats [B]: KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) for t > 0, the decoder NLL at 0.
 
   The model's reverse variance is the posterior variance beta_tilde_t (clipped at t=0),
-  DDPM's "fixed small" choice; its mean is the posterior mean at the clipped x0 estimate of
-  model_fn(x_t, t) (of type `prediction`). schedule: a `DiffusionSchedule`; t: int [B].
+  DDPM's "fixed small" choice, or with `learned_variance` the interpolation of improved
+  DDPM read from the last C of the model's 2C output channels
+  (`learned_variance.interpolated_log_variance`); its mean is the posterior mean at the x0
+  estimate (clipped to [-1, 1] with `clip_x0`) of model_fn(x_t, t) (of type `prediction`).
+  schedule: a `DiffusionSchedule`; t: int [B].
   """
   x_t = gaussian.q_sample(schedule, x0, t, noise)
-  x0_hat, _ = PREDICTIONS.get(prediction).to_x0_eps(schedule, model_fn(x_t, t), x_t, t)
-  x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
+  out = model_fn(x_t, t)
+  if learned_variance:
+    out, v = learned_variance_lib.split_output(out, x0.shape[-1])
+  x0_hat, _ = PREDICTIONS.get(prediction).to_x0_eps(schedule, out, x_t, t)
+  if clip_x0:
+    x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
   model_mean, _, model_log_var = gaussian.q_posterior(schedule, x0_hat, x_t, t)
+  if learned_variance:
+    model_log_var = learned_variance_lib.interpolated_log_variance(schedule, v, t)
   true_mean, _, true_log_var = gaussian.q_posterior(schedule, x0, x_t, t)
   kl = flat_sum(normal_kl(true_mean, true_log_var, model_mean, model_log_var))
   decoder_nll = -flat_sum(discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var))
@@ -222,7 +233,7 @@ def prior_kl(schedule, x0: Array) -> Array:
 
 
 def vlb(model_fn, schedule, x0: Array, rng: Array, *, prediction: str = "eps",
-        **unused) -> Array:
+        learned_variance: bool = False, **unused) -> Array:
   """Unbiased one-sample estimate [B] of DDPM's negative ELBO in nats, a loss of the
   signature of `losses.LOSSES` (registered there as "vlb").
 
@@ -234,7 +245,8 @@ def vlb(model_fn, schedule, x0: Array, rng: Array, *, prediction: str = "eps",
   t = jax.random.randint(rng_t, (x0.shape[0],), 0, schedule.num_timesteps)
   noise = jax.random.normal(rng_noise, x0.shape, x0.dtype)
   return prior_kl(schedule, x0) + schedule.num_timesteps * vlb_term(
-      model_fn, schedule, x0, t, noise, prediction=prediction)
+      model_fn, schedule, x0, t, noise, prediction=prediction,
+      learned_variance=learned_variance)
 
 
 

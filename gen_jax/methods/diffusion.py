@@ -14,7 +14,10 @@ sampler (`gen_jax.samplers.SAMPLERS`), each chosen by name in the config:
 * training: the registered loss of the network in its own parameterisation, with labels
   dropped to the null label with probability `class_dropout` (classifier-free guidance);
 * sampling (`sample`, with a `SampleSpec`): the configured sampler on the process, guided
-  with out = (1 + w) out(y) - w out(null);
+  with out = (1 + w) out(y) - w out(null), and with `classifier_guidance` (a noisy
+  classifier's workdir and scale in `config.sample.classifier_guidance`) by its gradient;
+  a learned-variance model (improved DDPM, `learned_variance`) has 2C output channels,
+  of which samplers see the first C unless they use both (the "learned_variance" one);
 * evaluation: the per-example loss, DDPM's variational bound in bits/dim (chains of 8-bit
   images), and with `likelihood` the exact bits/dim (or nats) of the probability-flow ODE.
 
@@ -46,6 +49,7 @@ from gen_jax.core.optim import build_optimizer, learning_rate_schedule
 from gen_jax.core.sample import SampleSpec
 from gen_jax.core.state import TrainState
 from gen_jax.diffusion import guidance, likelihood as likelihood_lib
+from gen_jax.diffusion.classifier_guidance import classifier_guided
 from gen_jax.diffusion.gaussian import PREDICTIONS, score_fn_of
 from gen_jax.diffusion.edm import EDMPrecond, EDMProcess
 from gen_jax.diffusion.losses import LOSSES, WEIGHTINGS
@@ -71,12 +75,16 @@ class Diffusion(Method):
     prediction: what the network outputs, a name in `PREDICTIONS`.
     time_input: what it sees of t, one of TIME_INPUTS.
     discrete: its output refers to the N-step chain of a VP SDE (`DiscreteVP`).
+    learned_variance: the network outputs 2C channels, its output and improved DDPM's v_var
+      (`diffusion.learned_variance`); samplers see the first C unless they take both.
     loss, loss_kwargs: a name in `LOSSES` and its options (weighting, reduce_mean, eps, ...).
     num_classes: > 0 for a class-conditional model (label `num_classes` is "no label").
     class_dropout: probability of training on the null label.
     sampler, sampler_kwargs: the name in `SAMPLERS` `sample` uses, and its options.
     clip_x0: given to the sampler when not None (the chain samplers clip x0_hat).
     guidance_scale: w of classifier-free guidance.
+    classifier_guidance: None, or a `ClassifierGuidance` (a noisy classifier and its scale s)
+      that `sample` adds to the denoiser of any sampler (`diffusion.classifier_guidance`).
     likelihood: None, or the options of `ode_likelihood` (trace, eps, rtol, atol, max_steps)
       for `evaluate` (SDE processes).
     lr_schedule: the learning rate as a function of the step, for logging.
@@ -89,6 +97,7 @@ class Diffusion(Method):
   prediction: str = "eps"
   time_input: str = "t"
   discrete: bool = False
+  learned_variance: bool = False
   loss: str = "mse"
   loss_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   num_classes: int = 0
@@ -97,6 +106,7 @@ class Diffusion(Method):
   sampler_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   clip_x0: bool | None = None
   guidance_scale: float = 0.0
+  classifier_guidance: Any = None
   likelihood: Mapping[str, Any] | None = None
   lr_schedule: Any = None
 
@@ -132,17 +142,28 @@ class Diffusion(Method):
     return lambda x, t: self.apply(params, x, t, y, train=train, rng=rng)
 
   def denoise_fn(self, params, labels: jax.Array | None = None,
-                 guidance_scale: float | None = None):
-    """The samplers' view (x_t, t) -> output of type `sample_prediction`, guided."""
+                 guidance_scale: float | None = None, *, keep_variance: bool = False,
+                 classifier_labels: jax.Array | None = None):
+    """The samplers' view (x_t, t) -> output of type `sample_prediction`, guided; with
+    `keep_variance` a learned-variance model's v_var channels are kept (appended); with
+    `classifier_labels` [B] the classifier guidance towards them is added."""
     w = self.guidance_scale if guidance_scale is None else guidance_scale
 
     def apply(x, t, y):
       fn = self.model_fn(params, y)
       if self.discrete:
         fn = score_fn_of(fn, self.output_process, self.prediction)
-      return fn(x, t)
+      out = fn(x, t)
+      if self.learned_variance and not keep_variance:
+        out = out[..., :self.example_shape[-1]]
+      return out
 
-    return guidance.guided(apply, labels, self.num_classes, w)
+    fn = guidance.guided(apply, labels if self.num_classes else None, self.num_classes, w)
+    if classifier_labels is None or self.classifier_guidance is None:
+      return fn
+    return classifier_guided(fn, self.process, self.sample_prediction,
+                             self.classifier_guidance, classifier_labels,
+                             channels=self.example_shape[-1])
 
   # ---------------------------------------------------------------- the contract
   def init(self, rng: jax.Array, batch: Batch) -> TrainState:
@@ -174,29 +195,38 @@ class Diffusion(Method):
              spec: SampleSpec = SampleSpec()):
     """num_samples draws [n, *example_shape] with the EMA parameters.
 
-    Reads spec.labels (default: a class-conditional model cycles through the classes),
+    Reads spec.labels (default: a class-conditional or classifier-guided model cycles
+    through the classes; classifier guidance steers towards them),
     guidance_scale, sampler (default: the configured one) and sampler_options (overriding
     its configured options, e.g. num_steps or init_noise). Images are clipped to [-1, 1];
     nfe counts both network evaluations of a guided step.
     """
     spec.refuse_unsupported("diffusion", SAMPLE_OPTIONS)
-    labels = spec.labels if self.num_classes else None
-    if self.num_classes and labels is None:
-      labels = jnp.arange(num_samples, dtype=jnp.int32) % self.num_classes
+    cg = self.classifier_guidance
+    num_classes = self.num_classes or (cg.num_classes if cg is not None else 0)
+    labels = spec.labels if num_classes else None
+    if num_classes and labels is None:
+      labels = jnp.arange(num_samples, dtype=jnp.int32) % num_classes
     w = self.guidance_scale if spec.guidance_scale is None else float(spec.guidance_scale)
     if w and not self.num_classes:
       raise ValueError(f"guidance_scale={w} needs a class-conditional model; this one is "
                        "unconditional (method.class_conditional=False).")
     name = spec.sampler or self.sampler
     sampler = SAMPLERS.get(name)
+    keep_variance = getattr(sampler, "takes_learned_variance", False)
+    if keep_variance and not self.learned_variance:
+      raise ValueError(f"The {name!r} sampler needs a learned-variance model "
+                       "(method.learned_variance=True); this one has a fixed variance.")
     takes_clip = "clip_x0" in inspect.signature(sampler).parameters
     kwargs = {**({"clip_x0": self.clip_x0} if self.clip_x0 is not None and takes_clip else {}),
               **(self.sampler_kwargs if name == self.sampler else {}), **spec.sampler_options}
     shape = None if "init_noise" in kwargs else (num_samples, *self.example_shape)
-    out = sampler(self.denoise_fn(state.ema_params, labels, w), self.process,
+    denoise_fn = self.denoise_fn(state.ema_params, labels, w, keep_variance=keep_variance,
+                                 classifier_labels=labels if cg is not None else None)
+    out = sampler(denoise_fn, self.process,
                   rng=rng, shape=shape, prediction=self.sample_prediction, **kwargs)
     samples = jnp.clip(out.samples, -1.0, 1.0) if self.is_image else out.samples
-    evals = guidance.evals_per_step(labels, w)
+    evals = guidance.evals_per_step(labels if self.num_classes else None, w)
     if isinstance(out, AdaptiveSampleOutput):
       return out.replace(samples=samples).scale_nfe(evals)
     return out.replace(samples=samples, nfe=out.nfe * evals)
@@ -211,7 +241,8 @@ class Diffusion(Method):
     labels = guidance.batch_labels(batch, self.num_classes)
     if isinstance(self.process, DiffusionSchedule) and self.is_image:
       nats = LOSSES.get("vlb")(self.model_fn(params, labels), self.process, batch["image"],
-                               rng_ll, prediction=self.prediction)
+                               rng_ll, prediction=self.prediction,
+                               learned_variance=self.learned_variance)
       out["vlb_bpd"] = likelihood_lib.nats_to_bits_per_dim(nats, dim)
     if self.likelihood is not None:
       ll = likelihood_lib.ode_likelihood(
@@ -237,6 +268,8 @@ FIELDS = dict(
     snr_gamma=5.0, p2_k=1.0, p2_gamma=1.0,  # weightings min_snr (gamma) and p2 (k, gamma)
     sigma_min=0.02, sigma_max=100.0, beta_min=0.1, beta_max=20.0, num_scales=1000,  # SDEs
     discrete=False,  # vpsde: the network's output refers to the N-step chain
+    learned_variance=False,  # chain: 2C outputs, improved DDPM's variance (loss hybrid|vlb)
+    vlb_weight=0.001,  # lambda of the hybrid loss
     prediction="eps", time_input="t",
     loss="mse", weighting="simple", reduce_mean=True,
     eps=1e-5, antithetic=False, importance_sampling=False,  # continuous-time losses
@@ -245,7 +278,7 @@ FIELDS = dict(
                     max_steps=4096),
 )
 _LOSS_OPTIONS = ("weighting", "reduce_mean", "eps", "antithetic", "importance_sampling",
-                 "p_mean", "p_std")
+                 "p_mean", "p_std", "vlb_weight")
 PRECONDITIONS = ("none", "edm")
 
 
@@ -315,22 +348,43 @@ def build(config, info, fields: Mapping[str, Any], *, clip_x0: bool | None,
           "values, a continuous density can grow without bound on it and the 'bits/dim' "
           "comes out meaningless (often negative). Set --config.data.dequantize=True, or "
           "--config.method.likelihood.enabled=False.")
+  learned_variance = bool(f["learned_variance"])
+  if learned_variance:
+    if not isinstance(process, DiffusionSchedule):
+      raise ValueError("method.learned_variance=True learns the variance of a discrete chain; "
+                       f"set method.process='chain' (got {f['process']!r}).")
+    if f["loss"] not in ("hybrid", "vlb"):
+      raise ValueError(f"method.learned_variance=True needs a loss that trains the variance "
+                       f"('hybrid' or 'vlb'), got loss={f['loss']!r}.")
+    loss_kwargs = {**loss_kwargs, "learned_variance": True}
+  elif f["loss"] == "hybrid":
+    raise ValueError("loss='hybrid' trains a learned variance; set "
+                     "method.learned_variance=True.")
   model = dict(config.model)
-  net = nets.build_net(model.pop("name"), out_channels=example_shape[-1],
+  channels = example_shape[-1] * (2 if learned_variance else 1)
+  net = nets.build_net(model.pop("name"), out_channels=channels,
                        num_classes=num_classes, dtype=precision.compute_dtype(config), **model)
   if f["precondition"] == "edm":
     net = EDMPrecond(net=net, sigma_data=process.sigma_data)
   sampler = config.sample.sampler
   SAMPLERS.get(sampler)
+  cg = config.sample.get("classifier_guidance")
+  classifier_guidance = None
+  if cg is not None and float(cg.scale) != 0.0:
+    # Imported here: noisy_classifier builds its process with this module's `_process`.
+    from gen_jax.methods.noisy_classifier import load_guidance  # pylint: disable=all
+    classifier_guidance = load_guidance(cg.workdir, float(cg.scale), info, process)
   return Diffusion(
       net=net, process=process,
       optimizer=build_optimizer(config.optim, config.num_train_steps),
       example_shape=example_shape, prediction=f["prediction"], time_input=f["time_input"],
-      discrete=bool(f["discrete"]), loss=f["loss"], loss_kwargs=dict(loss_kwargs),
+      discrete=bool(f["discrete"]), learned_variance=learned_variance, loss=f["loss"],
+      loss_kwargs=dict(loss_kwargs),
       num_classes=num_classes,
       class_dropout=float(f["class_dropout"]) if num_classes else 0.0,
       sampler=sampler, sampler_kwargs=dict(config.sample.get(sampler, {})), clip_x0=clip_x0,
       guidance_scale=float(config.sample.guidance_scale),
+      classifier_guidance=classifier_guidance,
       likelihood=(dict(trace=ll["trace"], eps=float(ll["eps"]), rtol=float(ll["rtol"]),
                        atol=float(ll["atol"]), max_steps=int(ll["max_steps"]))
                   if ll["enabled"] else None),

@@ -22,6 +22,7 @@ from gen_jax.nets.layers import (AttentionBlock, Downsample, ResnetBlock, Upsamp
                                  timestep_embedding)
 from gen_jax.nets.mlp import ConditionalMLP
 from gen_jax.nets.ncsnpp import NCSNpp
+from gen_jax.nets.noisy_classifier import NoisyClassifier
 from gen_jax.nets.pixelcnn import GatedPixelCNN, PixelCNN
 from gen_jax.nets.pixelcnn_pp import PixelCNNpp
 from gen_jax.nets.unet import TinyUNet, UNet, tiny_unet_kwargs
@@ -39,6 +40,7 @@ NETS.add("gated_pixelcnn", GatedPixelCNN)
 NETS.add("pixelcnn_pp", PixelCNNpp)
 NETS.add("wavenet", WaveNet)
 NETS.add("classifier_cnn", ClassifierCNN)
+NETS.add("noisy_classifier", NoisyClassifier)
 NETS.add("flow_conv", ConvConditioner)
 NETS.add("flow_resnet", ResNetConditioner)
 NETS.add("flow_mlp", MLPConditioner)

@@ -61,6 +61,7 @@ def ddim_sample(
     spacing: str = "uniform",
     eps: float = 1e-3,
     init_noise: Array | None = None,
+    timesteps: Array | None = None,
 ) -> SampleOutput:
   """Draws samples with S = num_steps DDIM steps; jit-compatible, nfe = S.
 
@@ -79,6 +80,8 @@ def ddim_sample(
     spacing: "uniform" or "quadratic" on a DDPM chain (see `ddim_timesteps`).
     eps: the last time of an SDE grid (ignored on a DDPM chain).
     init_noise: optional x_T [B, ...]; if None it is drawn from the process's prior.
+    timesteps: optional explicit decreasing grid [S] of the process's times, replacing
+      num_steps, spacing and eps (e.g. a distilled student's, `diffusion.distillation`).
 
   Returns:
     SampleOutput with samples of x_T's shape and dtype, and nfe = S.
@@ -88,7 +91,8 @@ def ddim_sample(
   if variance not in VARIANCES:
     raise ValueError(f"Unknown variance {variance!r}; choose one of: {', '.join(VARIANCES)}.")
   predictor = PREDICTIONS.get(prediction)
-  times = process.sampling_grid(num_steps, spacing=spacing, eps=eps)
+  times = (process.sampling_grid(num_steps, spacing=spacing, eps=eps) if timesteps is None
+           else jnp.asarray(timesteps))
   alpha, sigma = process.marginal_coef(times)
   alpha_next = jnp.append(alpha[1:], 1.0)  # after the last grid time: the clean data
   sigma_next = jnp.append(sigma[1:], 0.0)

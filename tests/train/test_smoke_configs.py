@@ -46,6 +46,16 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # phases; the CIFAR-10 config's smoke model is trained by the (slow) 8-vs-1 device
     # test of tests/gan/test_stylegan2.py.
     "gan/stylegan2_cifar10.py",
+    # Improved DDPM: improved_ddpm/digits.py:smoke runs the same method (2C-channel UNet,
+    # hybrid loss, learned-variance sampler); CIFAR-10 only widens the UNet.
+    "improved_ddpm/cifar10.py",
+    # Classifier guidance: classifier_guidance/toy_eight_gaussians.py:smoke trains the
+    # noisy_classifier method; the CIFAR-10 one only swaps in the image network, which
+    # tests/diffusion/test_classifier_guidance.py builds.
+    "classifier_guidance/cifar10.py",
+    # Distillation needs a trained teacher's workdir: tests/methods/test_distillation.py
+    # trains a teacher smoke run and then runs distillation/toy_eight_gaussians.py:smoke.
+    "distillation/toy_eight_gaussians.py", "distillation/cifar10.py",
 })
 
 CONFIGS = [
