@@ -206,6 +206,8 @@ def test_v_and_eps_networks_give_the_same_samples(name):
   outs = []
   for prediction in ("eps", "v"):
     fn = MIX.denoiser(process, prediction)
+    if name == "learned_variance":  # a 2C output: the prediction and v_var = 0 (the middle)
+      fn = (lambda f: lambda x, t: jnp.concatenate([f(x, t), jnp.zeros_like(x)], -1))(fn)
     out = SAMPLERS.get(name)(fn, process, rng=jax.random.key(3), shape=(64, 2),
                              prediction=prediction, **SAMPLER_OPTIONS.get(name, {}))
     outs.append(np.asarray(out.samples))

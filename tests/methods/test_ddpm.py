@@ -509,9 +509,10 @@ def test_build_ddpm_from_the_digits_smoke_config():
     ("method", "prediction", "epsilon",
      "Unknown prediction type 'epsilon'; choose one of: eps, scaled_score, score, v, x0."),
     ("method", "loss", "l2", "Unknown diffusion loss 'l2'; choose one of: ddpm, dsm, "
-     "dsm_likelihood, hybrid, l1, mse, smld, vlb."),
+     "dsm_likelihood, edm, hybrid, l1, mse, smld, vlb."),
     ("sample", "sampler", "euler", "Unknown sampler 'euler'; choose one of: ancestral, ddim, "
-     "euler_maruyama, learned_variance, ode, pc, reverse_diffusion."),
+     "dpm_solver_2m, dpm_solver_2s, dpm_solver_3s, edm_heun, edm_stochastic, euler_maruyama, "
+     "learned_variance, ode, pc, reverse_diffusion."),
 ])
 def test_build_ddpm_unknown_names_list_the_choices(section, field, value, message):
   c = _load_digits_smoke()

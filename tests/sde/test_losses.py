@@ -125,5 +125,5 @@ def test_discrete_times_are_the_steps_themselves(n):
 
 
 def test_registry():
-  assert LOSSES.names() == ["ddpm", "dsm", "dsm_likelihood", "edm", "l1", "mse", "smld",
-                            "vlb"]
+  assert LOSSES.names() == ["ddpm", "dsm", "dsm_likelihood", "edm", "hybrid", "l1", "mse",
+                            "smld", "vlb"]

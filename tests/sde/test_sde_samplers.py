@@ -215,7 +215,7 @@ def test_bad_arguments():
     ode_sample(score_fn, sde, prediction="score", rng=jax.random.PRNGKey(0))
   assert SAMPLERS.names() == ["ancestral", "ddim", "dpm_solver_2m", "dpm_solver_2s",
                               "dpm_solver_3s", "edm_heun", "edm_stochastic", "euler_maruyama",
-                              "ode", "pc", "reverse_diffusion"]
+                              "learned_variance", "ode", "pc", "reverse_diffusion"]
   assert dataclasses.replace(sde, N=20).N == 20
 
 
