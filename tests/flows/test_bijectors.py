@@ -149,7 +149,7 @@ def test_glow_at_init_is_affine_with_a_constant_log_det():
   module = flows.build_flow("glow", num_levels=2, depth=2, width=4)
   x = jax.random.normal(_key(5), (4, *IMG))
   variables = module.init(_key(6), x, method=module.forward)
-  f = lambda v: _fwd(module, variables, v)  # noqa: E731
+  f = jax.jit(lambda v: _fwd(module, variables, v))
   (y, ld), (y0, _) = f(x), f(jnp.zeros_like(x))
   a, b = x[:2], x[2:]
   mix, _ = f(0.3 * a + 0.7 * b)

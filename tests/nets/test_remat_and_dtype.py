@@ -45,7 +45,7 @@ def _image_nets():
 
 
 # Compiling each network twice costs seconds; the default suite covers one of each kind.
-_SLOW = ("dcgan_d", "sngan_g", "ddgan_unet")
+_SLOW = ("dcgan_d", "sngan_g", "ddgan_unet", "ncsnpp")
 
 
 @pytest.mark.parametrize("name", [n if n not in _SLOW else pytest.param(n, marks=pytest.mark.slow)
