@@ -8,5 +8,6 @@ from gen_jax.methods import diffusion  # noqa: F401  (registers "diffusion", "dd
 from gen_jax.methods import flow  # noqa: F401  (registers "flow")
 from gen_jax.methods import gan  # noqa: F401  (registers "gan")
 from gen_jax.methods import stylegan2  # noqa: F401  (registers "stylegan2")
+from gen_jax.methods import super_resolution  # noqa: F401  (registers "super_resolution")
 from gen_jax.methods import vae  # noqa: F401  (registers "vae")
 from gen_jax.methods.base import METHODS, Method, build_method  # noqa: F401
