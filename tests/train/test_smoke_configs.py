@@ -46,6 +46,10 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # phases; the CIFAR-10 config's smoke model is trained by the (slow) 8-vs-1 device
     # test of tests/gan/test_stylegan2.py.
     "gan/stylegan2_cifar10.py",
+    # Cascades: cascade/cifar10_8to32.py:smoke runs the super-resolution stage by default;
+    # the folder configs' smoke stages are the same tiny UNets on digits at 32x32
+    # (tests/methods/test_cascade.py runs folder_16to64's whole cascade, slow).
+    "cascade/folder_16to64.py", "cascade/folder_64to256.py",
 })
 
 CONFIGS = [
