@@ -14,7 +14,9 @@ and `gen_jax.main` runs, on it,
   --mode=sample  restores every stage's newest checkpoint, samples the base, super-resolves
                  stage by stage, and writes every stage's samples to
                  <workdir>/samples/stage<k>_<name>.{npz,png} (+ cascade.json: stage steps,
-                 resolutions, NFE);
+                 resolutions, NFE, and `consistency`: the RMS distance of each SR stage's
+                 samples, downsampled by its operator, to the samples it was given, and
+                 the same over unrelated pairs);
   --mode=eval    the sample metrics of `eval` (fid, kid, ... with its feature extractor) on
                  the final resolution, against the final stage's data, written to
                  <workdir>/eval/<step of the final stage>.json;
@@ -36,6 +38,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from gen_jax.data import pairs, transforms
 from gen_jax.eval import images as images_lib
 from gen_jax.methods.cascade import Cascade
 from gen_jax.train import evaluation, loop, sample_metrics
@@ -129,10 +132,29 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
     paths.append(str(npz))
     record["stages"].append({"name": name, "step": restored.steps[k], "nfe": nfes[k],
                              "resolution": list(images.shape[1:])})
+  record["consistency"] = consistency(restored.method, [np.concatenate(c)[:n] for c in chunks])
   if jax.process_index() == 0:
     (out / "cascade.json").write_text(json.dumps(record, indent=2))
-  logging.info("Sampled %d images through the cascade %s into %s.", n, record["stages"], out)
+  logging.info("Sampled %d images through the cascade %s into %s; consistency (RMS of the "
+               "downsampled samples to their condition vs unrelated pairs): %s.", n,
+               record["stages"], out, record["consistency"])
   return paths
+
+
+def consistency(method: Cascade, images: list[np.ndarray]) -> list[dict[str, float]]:
+  """For each SR stage k: RMS of D x^(k) - x^(k-1) (D: the stage's own downsampling) over
+  the pairs the cascade drew, and over unrelated pairs (x^(k-1) shifted by one sample), in
+  units of [-1, 1] images."""
+  out = []
+  for k in range(1, len(images)):
+    stage = method.stages[k]
+    down = pairs.downsample(transforms.to_float(images[k]), stage.factor, stage.downsample)
+    prev = transforms.to_float(images[k - 1])
+    rms = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))
+    out.append({"stage": k, "paired_rms": rms(down, prev),
+                "unrelated_rms": rms(down, np.roll(prev, 1, axis=0)) if len(prev) > 1
+                                 else float("nan")})
+  return out
 
 
 def final_stage_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

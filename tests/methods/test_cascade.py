@@ -68,6 +68,12 @@ def test_cascade_pipeline_trains_restores_chains_and_writes_every_stage(tmp_path
   record = json.loads((tmp_path / "samples" / "cascade.json").read_text())
   assert [s["nfe"] for s in record["stages"]] == [2, 2]
   assert [s["resolution"] for s in record["stages"]] == [[8, 8, 1], [32, 32, 1]]
+  (consistency,) = record["consistency"]
+  base = np.load(paths[0])["images"].astype(np.float64) / 127.5 - 1
+  final = np.load(paths[1])["images"].astype(np.float64) / 127.5 - 1
+  down = final.reshape(8, 8, 4, 8, 4, 1).mean(axis=(2, 4))  # area, written out
+  np.testing.assert_allclose(consistency["paired_rms"], np.sqrt(np.mean((down - base) ** 2)),
+                             rtol=1e-5)
   with config.unlocked():
     config.eval.metrics = ("fid",)
     config.eval.feature_extractor = "identity"
