@@ -29,8 +29,9 @@ Deviations from the reference implementation (lucidrains/imagen-pytorch, `Imagen
   * imagen embeds the level like the diffusion time (an MLP of a sinusoidal embedding
     added to the time embedding); here it is a constant input channel, which every
     registered network accepts without change. A network can read it as it likes.
-  * imagen draws one level per batch by default (`per_sample_random_aug_noise_level=False`);
-    here each example draws its own (CDM's description; lower-variance training).
+  * imagen draws the training level from its whole range, U[0, 1], one level per batch by
+    default (`per_sample_random_aug_noise_level=False`); here each example draws its own
+    from U[0, s_max] (`max_level`, CDM's description).
   * imagen's default sampling level is 0.2 on its schedule; the level is a config field here.
   * imagen upsamples the condition with nearest-neighbour interpolation by default; SR3
     bicubic; here the upsampler is named in the config (`data.pairs.UPSAMPLERS`).
