@@ -208,10 +208,15 @@ def _exact_net(mu, sigma, coef_fn, upsample):
   return ExactConditionalEps()
 
 
-def _chain():
+def _chain(num_steps=100):
   schedule = make_schedule("linear", 1000)
   return schedule, lambda c: schedule.marginal_coef(c.astype(jnp.int32)), "ddim", {
-      "num_steps": 250}
+      "num_steps": num_steps}
+
+
+def _chain_fine():
+  """The level-0 law is degenerate (D x = y): DDIM needs more steps to resolve it."""
+  return _chain(250)
 
 
 def _vpsde():
@@ -235,7 +240,7 @@ def _draw(make_process, level, y, n, *, seed=0, upsample="bicubic"):
 
 @pytest.mark.parametrize("make_process,level", [
     (_chain, 0.1),
-    pytest.param(_chain, 0.0, marks=pytest.mark.slow),  # ~14 s on the loaded 2-core CI
+    pytest.param(_chain_fine, 0.0, marks=pytest.mark.slow),  # ~14 s on the loaded CPU
     pytest.param(_vpsde, 0.1, marks=pytest.mark.slow),
 ], ids=["chain_ddim_level0.1", "chain_ddim_level0", "vpsde_rd_level0.1"])
 def test_exact_scores_give_the_exact_conditional_law(make_process, level):
@@ -244,7 +249,7 @@ def test_exact_scores_give_the_exact_conditional_law(make_process, level):
   k, a, b, cov_post = _posterior(mu, sigma, level)
   mean = mu + k @ (a * y - a * D @ mu)
   cov = cov_post + b**2 * k @ k.T
-  n = 2000
+  n = 1000
   x = _draw(make_process, level, y, n)
   se = np.sqrt(np.diag(cov) / n)
   assert np.all(np.abs(x.mean(0) - mean) < 5 * se + 2e-3), (x.mean(0) - mean) / se
