@@ -167,6 +167,8 @@ def parse_flags(argv: list[str]) -> list[str]:
       path = _flag_values(argv, "config")[-1].split(":", 1)[0]
       raise UserError(f"cannot load --config={path}: no such file.") from None
     validate_config(config)
+    for stage in (config.cascade.stages.values() if "cascade" in config else ()):
+      validate_config(stage)  # a cascade config: each stage's own fields
   except (UserError, config_common.ConfigError) as e:
     sys.stderr.write(f"error: {e}\n")
     sys.exit(2)
@@ -207,6 +209,9 @@ def main(argv) -> None:
                _IMPORTS.value, config)
   run = {"train": loop.train_and_evaluate, "sample": loop.run_sample,
          "stats": loop.run_stats, "eval": loop.run_eval}[_MODE.value]
+  if "cascade" in config:  # a base stage and super-resolution stages (train/cascade.py)
+    from gen_jax.train import cascade  # pylint: disable=g-import-not-at-top
+    run = cascade.MODES[_MODE.value]
   try:
     run(config, _WORKDIR.value)
   except preemption.Preempted as e:

@@ -12,6 +12,7 @@ from gen_jax.data.pipeline import build_eval_iterator_from_config
 from gen_jax.data.pipeline import build_train_iterator_from_config
 from gen_jax.data.pipeline import make_eval_iterator
 from gen_jax.data.pipeline import make_train_iterator
+from gen_jax.data import pairs  # noqa: F401  (registers the "downsampled" source)
 from gen_jax.data.sources import ArraySource
 from gen_jax.data.sources import build_source
 from gen_jax.data.sources import CorruptDataError

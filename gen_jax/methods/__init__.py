@@ -10,5 +10,6 @@ from gen_jax.methods import flow  # noqa: F401  (registers "flow")
 from gen_jax.methods import gan  # noqa: F401  (registers "gan")
 from gen_jax.methods import noisy_classifier  # noqa: F401  (registers "noisy_classifier")
 from gen_jax.methods import stylegan2  # noqa: F401  (registers "stylegan2")
+from gen_jax.methods import super_resolution  # noqa: F401  (registers "super_resolution")
 from gen_jax.methods import vae  # noqa: F401  (registers "vae")
 from gen_jax.methods.base import METHODS, Method, build_method  # noqa: F401

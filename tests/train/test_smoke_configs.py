@@ -75,6 +75,10 @@ SLOW_SMOKE_CONFIGS = frozenset({
     #    tests/diffusion/test_method_samplers.py.
     "ddpm/digits.py", "latent_diffusion/autoencoder_mnist.py", "cyclegan/horse2zebra.py",
     "gan/sngan_projection.py", "gan/ddgan.py", "gan/biggan_imagenet.py", "edm/cifar10.py",
+    # Cascades: cascade/cifar10_8to32.py:smoke runs the super-resolution stage by default;
+    # the folder configs' smoke stages are the same tiny UNets on digits at 32x32
+    # (tests/methods/test_cascade.py runs folder_16to64's whole cascade, slow).
+    "cascade/folder_16to64.py", "cascade/folder_64to256.py",
 })
 
 CONFIGS = [
