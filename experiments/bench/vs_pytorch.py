@@ -24,7 +24,15 @@ Protocol: `--warmup` untimed calls, then `--repeats` rounds; each round times on
 every contestant in turn (interleaved, so that other load on the machine hits all alike);
 the table gives medians. Both frameworks get `--threads` threads (torch.set_num_threads;
 XLA's CPU client sizes its pool from the cores it may use, which this script pins with
-os.sched_setaffinity when the machine has more). gen_jax runs with its default XLA flags
+os.sched_setaffinity when the machine has more). With --device=cuda both run on the GPU
+(torch synchronised after each call, TF32 allowed on both sides as jax's default precision
+does) and --precisions=fp32,bf16 adds bf16 rows (gen_jax's `config.precision` against
+torch.autocast(bfloat16)); --torch_compile adds torch.compile to the train-step row:
+
+    python experiments/bench/vs_pytorch.py --device=cuda --precisions=fp32,bf16 \
+        --train_batch=128 --forward_batch=256 --torch_compile
+
+gen_jax runs with its default XLA flags
 (`gen_jax.xla_flags.apply_defaults`, as `gen_jax.main` does); GEN_JAX_XLA_CPU_DEFAULTS=0
 turns them off. Ratios > 1 mean gen_jax is faster.
 """
@@ -56,6 +64,13 @@ _GAN_BATCH = flags.DEFINE_integer("gan_batch", 64, "DCGAN batch (one D and one G
 _DCGAN_OLD = flags.DEFINE_bool("dcgan_old", True,
                                 "Also time the DCGAN step with flax's ConvTranspose (slow).")
 _MARKDOWN_OUT = flags.DEFINE_string("markdown_out", None, "Also append the table to this file.")
+_DEVICE = flags.DEFINE_enum("device", "cpu", ["cpu", "cuda"],
+                            "Where both frameworks run (cuda: jax's GPU backend and torch's).")
+_PRECISIONS = flags.DEFINE_list(
+    "precisions", ["fp32"], "UNet rows to time: fp32, and bf16 (gen_jax's config.precision "
+    "against torch.autocast(bfloat16); parameters and Adam state stay float32 on both sides).")
+_TORCH_COMPILE = flags.DEFINE_bool("torch_compile", False,
+                                   "Also time the UNet train step under torch.compile.")
 
 _INSTALL = ("vs_pytorch.py needs torch and diffusers: pip install -e '.[bench]' "
             "(torch==2.13.0 CPU build, diffusers==0.42.1), best in a separate virtualenv.")
@@ -85,16 +100,17 @@ def interleaved(contestants: dict, repeats: int, warmup: int) -> dict[str, float
 # ------------------------------------------------------------------------------ UNet
 
 
-def jax_unet(train_batch: int, forward_batch: int):
+def jax_unet(train_batch: int, forward_batch: int, precision: str = "fp32"):
   """(train step, no-grad forward, parameter count) of gen_jax's DDPM CIFAR-10 UNet."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
   from configs.ddpm import cifar10  # pylint: disable=g-import-not-at-top
+  from gen_jax.core.precision import dtype_of  # pylint: disable=g-import-not-at-top
   from gen_jax.nets import build_net  # pylint: disable=g-import-not-at-top
 
   model_cfg = cifar10.get_config().model.to_dict()
-  model = build_net(model_cfg.pop("name"), **model_cfg)
+  model = build_net(model_cfg.pop("name"), dtype=dtype_of(precision), **model_cfg)
   x = jnp.zeros((train_batch, 32, 32, 3))
   params = jax.jit(lambda k: model.init(k, x, jnp.zeros((train_batch,)), train=False))(
       jax.random.key(0))["params"]
@@ -134,58 +150,93 @@ def jax_unet(train_batch: int, forward_batch: int):
   return run_step, lambda: jax.block_until_ready(forward(state["params"], xf, tf)), count
 
 
-def torch_unet(train_batch: int, forward_batch: int):
-  """(train step, no-grad forward, parameter count) of the same UNet in diffusers."""
+def torch_device():
+  """(torch device, a function that waits for its queued work)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  if _DEVICE.value == "cuda":
+    return torch.device("cuda"), torch.cuda.synchronize
+  return torch.device("cpu"), lambda: None
+
+
+def torch_unet(train_batch: int, forward_batch: int, precision: str = "fp32",
+               compile_model: bool = False):
+  """(train step, no-grad forward, parameter count) of the same UNet in diffusers.
+
+  precision "bf16" runs the forward passes under torch.autocast(bfloat16) (parameters and
+  Adam state stay float32, as in gen_jax); compile_model wraps the model in torch.compile.
+  """
+  import contextlib as ctx  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
   from diffusers import UNet2DModel  # pylint: disable=g-import-not-at-top
 
+  dev, sync = torch_device()
+  autocast = ((lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if precision == "bf16"
+              else ctx.nullcontext)
   model = UNet2DModel(
       sample_size=32, in_channels=3, out_channels=3, block_out_channels=(128, 256, 256, 256),
       layers_per_block=2, down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D",
                                             "DownBlock2D"),
       up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
-      dropout=0.1, attention_head_dim=256, norm_num_groups=32)
+      dropout=0.1, attention_head_dim=256, norm_num_groups=32).to(dev)
   count = sum(p.numel() for p in model.parameters())
   opt = torch.optim.Adam(model.parameters(), lr=2e-4)
-  abar = torch.from_numpy(_alphas_cumprod())
-  x0 = torch.rand(train_batch, 3, 32, 32) * 2 - 1
-  xf = torch.randn(forward_batch, 3, 32, 32)
-  tf = torch.full((forward_batch,), 500, dtype=torch.long)
+  net = torch.compile(model) if compile_model else model
+  abar = torch.from_numpy(_alphas_cumprod()).to(dev)
+  x0 = torch.rand(train_batch, 3, 32, 32, device=dev) * 2 - 1
+  xf = torch.randn(forward_batch, 3, 32, 32, device=dev)
+  tf = torch.full((forward_batch,), 500, dtype=torch.long, device=dev)
 
   def run_step():
     model.train()
-    t = torch.randint(0, T, (train_batch,))
+    t = torch.randint(0, T, (train_batch,), device=dev)
     eps = torch.randn_like(x0)
     a = abar[t].view(-1, 1, 1, 1)
     x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-    loss = torch.nn.functional.mse_loss(model(x_t, t).sample, eps)
+    with autocast():
+      out = net(x_t, t).sample
+    loss = torch.nn.functional.mse_loss(out.float(), eps)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    sync()
 
   def run_forward():
     model.eval()
-    with torch.no_grad():
-      model(xf, tf)
+    with torch.no_grad(), autocast():
+      net(xf, tf)
+    sync()
 
   return run_step, run_forward, count
 
 
-def compare_unet() -> list[str]:
-  j_step, j_fwd, j_count = jax_unet(_TRAIN_BATCH.value, _FORWARD_BATCH.value)
-  t_step, t_fwd, t_count = torch_unet(_TRAIN_BATCH.value, _FORWARD_BATCH.value)
+def compare_unet(precision: str) -> list[str]:
+  j_step, j_fwd, j_count = jax_unet(_TRAIN_BATCH.value, _FORWARD_BATCH.value, precision)
+  t_step, t_fwd, t_count = torch_unet(_TRAIN_BATCH.value, _FORWARD_BATCH.value, precision)
   if j_count != UNET_PARAMS or t_count != UNET_PARAMS:
     raise AssertionError(f"UNet parameter counts: gen_jax {j_count:,}, diffusers {t_count:,}; "
                          f"both should be {UNET_PARAMS:,}.")
-  step = interleaved({"jax": j_step, "torch": t_step}, _REPEATS.value, _WARMUP.value)
+  steps = {"jax": j_step, "torch": t_step}
+  if _TORCH_COMPILE.value:
+    compiled = torch_unet(_TRAIN_BATCH.value, _FORWARD_BATCH.value, precision,
+                          compile_model=True)[0]
+    try:
+      compiled()  # compiles; a failure leaves the eager rows standing
+      steps["torch.compile"] = compiled
+    except Exception as e:  # pylint: disable=broad-except
+      print(f"torch.compile failed, row skipped: {type(e).__name__}: {e}", flush=True)
+  step = interleaved(steps, _REPEATS.value, _WARMUP.value)
   fwd = interleaved({"jax": j_fwd, "torch": t_fwd}, _REPEATS.value, _WARMUP.value)
   rows = []
   for what, batch, s in [(f"UNet train step, batch {_TRAIN_BATCH.value}", _TRAIN_BATCH.value,
                           step),
                          (f"UNet no-grad forward, batch {_FORWARD_BATCH.value}",
                           _FORWARD_BATCH.value, fwd)]:
-    rows.append(f"| {what} (images/s) | {batch / s['jax']:.2f} | | {batch / s['torch']:.2f} | "
-                f"{s['torch'] / s['jax']:.2f} | |")
+    rows.append(f"| {what}, {precision} (images/s) | {batch / s['jax']:.2f} | | "
+                f"{batch / s['torch']:.2f} | {s['torch'] / s['jax']:.2f} | |")
+    if "torch.compile" in s:
+      rows.append(f"| {what}, {precision}, against torch.compile (images/s) | "
+                  f"{batch / s['jax']:.2f} | | {batch / s['torch.compile']:.2f} | "
+                  f"{s['torch.compile'] / s['jax']:.2f} | |")
   return rows
 
 
@@ -285,23 +336,24 @@ def torch_dcgan(batch: int):
     def forward(self, x):
       return self.linear(self.body(x).flatten(1))[:, 0]
 
-  g, d = Generator(), Discriminator()
+  dev, sync = torch_device()
+  g, d = Generator().to(dev), Discriminator().to(dev)
   ema = copy.deepcopy(g).requires_grad_(False)
   opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
   opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-  real = torch.rand(batch, 1, 28, 28) * 2 - 1
+  real = torch.rand(batch, 1, 28, 28, device=dev) * 2 - 1
 
   def run_step():
     g.train()
     d.train()
     with torch.no_grad():
-      fake = g(torch.randn(batch, z_dim))
+      fake = g(torch.randn(batch, z_dim, device=dev))
     d_loss = F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean()
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
     d.requires_grad_(False)
-    g_loss = F.softplus(-d(g(torch.randn(batch, z_dim)))).mean()
+    g_loss = F.softplus(-d(g(torch.randn(batch, z_dim, device=dev)))).mean()
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
@@ -309,6 +361,7 @@ def torch_dcgan(batch: int):
     with torch.no_grad():
       for e, p in zip(ema.parameters(), g.parameters()):
         e.lerp_(p, 1 - 0.999)
+    sync()
 
   return run_step
 
@@ -334,21 +387,30 @@ def main(argv):
     sys.exit(_INSTALL)
   from gen_jax import xla_flags  # pylint: disable=g-import-not-at-top
   applied = xla_flags.apply_defaults()
-  if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > _THREADS.value:
-    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:_THREADS.value])
-  torch.set_num_threads(_THREADS.value)
+  if _DEVICE.value == "cuda":
+    # jax's default float32 matrix products and convolutions on these GPUs use TF32; torch's
+    # default keeps TF32 for convolutions only. Both use TF32 here.
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+  else:
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > _THREADS.value:
+      os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:_THREADS.value])
+    torch.set_num_threads(_THREADS.value)
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update("jax_enable_compilation_cache", False)
 
   rows = []
-  for part, compare in [("unet", compare_unet), ("dcgan", compare_dcgan)]:
+  compares = [("unet", lambda p=p: compare_unet(p)) for p in _PRECISIONS.value]
+  for part, compare in compares + [("dcgan", compare_dcgan)]:
     if part in _PARTS.value:
       rows += compare()
       print("\n".join(rows), flush=True)  # progress: the full table comes at the end
   load = os.getloadavg()
   lines = [
       f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__}, "
-      f"{_THREADS.value} threads each; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} "
+      f"{_DEVICE.value}, " + (f"{_THREADS.value} threads each; " if _DEVICE.value == "cpu"
+                              else "TF32 allowed on both; ") + f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} "
       f"({'gen_jax defaults applied' if applied else 'gen_jax defaults not applied'}); "
       f"median of {_REPEATS.value} interleaved rounds after {_WARMUP.value} warm-up calls; "
       f"load average at the end {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}",
