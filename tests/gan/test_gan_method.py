@@ -72,12 +72,33 @@ def test_adaptive_diffusion_moves_p_by_the_ada_rule_every_interval():
   state = diff.init_state()
   overfit = jnp.ones((10,))  # sign(D(real)) = 1 > 0.6
   s1 = diff.update(state, overfit, 10, jnp.asarray(0))
-  assert float(s1["p"]) == 0.0 and float(s1["r_count"]) == 1.0  # accumulating
+  assert float(s1["p"]) == 0.0 and float(s1["signs_count"]) == 10.0  # accumulating
   s2 = diff.update(s1, overfit, 10, jnp.asarray(1))
   np.testing.assert_allclose(float(s2["p"]), 10 * 2 / 1000.0)  # + batch * interval / kimg
-  assert float(s2["r_count"]) == 0.0
+  assert float(s2["signs_count"]) == 0.0
   s3 = diff.update(diff.update(s2, -overfit, 10, jnp.asarray(2)), -overfit, 10, jnp.asarray(3))
   np.testing.assert_allclose(float(s3["p"]), 0.0, atol=1e-7)  # and back down
+
+
+# p after each of 48 discriminator steps, recorded with Diffusion-GAN's own copy of the rule
+# (before it called gen_jax.gan.ada.AdaptiveProbability, commit b930813): adjustments after
+# steps 3, 6, ... (step + 1 a multiple of the interval), clipped to [0, 1].
+OLD_DIFFUSION_GAN_P = [
+    0.0, 0.0, 0.3, 0.3, 0.3, 0.6, 0.6, 0.6, 0.9, 0.9, 0.9, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.7, 0.7, 0.7, 0.4, 0.4, 0.4, 0.1, 0.1, 0.1, 0.0,
+    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_adaptive_diffusion_p_trajectory_is_unchanged_by_sharing_adas_rule():
+  diff = AdaptiveDiffusion(interval=3, kimg=0.1, target=0.6)
+  bias = np.concatenate([np.full(24, 1.5), np.full(24, -1.0)])  # overfit, then underfit
+  d = np.asarray(jax.random.normal(jax.random.key(3), (48, 10))) + bias[:, None]
+  update = jax.jit(lambda s, d, i: diff.update(s, d, 10, i))
+  state, ps = diff.init_state(), []
+  for i in range(48):
+    state = update(state, jnp.asarray(d[i]), jnp.asarray(i))
+    ps.append(float(state["p"]))
+  np.testing.assert_allclose(ps, OLD_DIFFUSION_GAN_P, atol=1e-6)
 
 
 def test_ddgan_schedule_and_real_pairs_follow_the_forward_process():
@@ -244,20 +265,13 @@ def test_short_training_covers_all_eight_modes(config_name):
   assert result["high_quality"] > HIGH_QUALITY_THRESHOLD, result
 
 
-# BigGAN's toy config (8-Gaussian settings) is not in this test: 6000 steps on the grid ->
-# 25/25 modes but high quality 0.24, just under the threshold (seed 0, measured 2026-11-29).
-# Measured (seed 0, experiments/bench/gan_mixture_coverage.py): GAN 6000 steps -> 25/25
-# modes, high quality 0.82 (2000 steps: 25/25, 0.16). DDGAN stalls at ~0.07 high quality
-# after 2000 and 6000 steps alike (issue 10, bug 6): its time-conditioned discriminator
-# never resolves the final step's modes (gen_jax/methods/ddgan.py; ablations in
-# experiments/bench/gan_mixture_coverage_cpu.md). The strict xfail turns into a failure
-# once a fix makes it pass, so that the test is updated.
+# Measured (seed 0, experiments/bench/gan_mixture_coverage_cpu.md): GAN 6000 steps -> 25/25
+# modes, high quality 0.82 (2000 steps: 25/25, 0.16). The 8-Gaussian DDGAN config stalls at
+# ~0.07 on the grid (issue 10, bug 6); configs/gan/ddgan_toy_twenty_five_gaussians.py
+# (per-step networks, zero-initialised condition in D, lr 2e-3) learns it: HQ_DDGAN_25.
 @pytest.mark.slow
 @pytest.mark.parametrize("config_name", [
-    "gan/toy_eight_gaussians.py",
-    pytest.param("gan/ddgan_toy_eight_gaussians.py", marks=pytest.mark.xfail(
-        strict=True,
-        reason="the toy DDGAN's discriminator does not resolve the 25 modes (issue 10)"))])
+    "gan/toy_eight_gaussians.py", "gan/ddgan_toy_twenty_five_gaussians.py"])
 def test_training_covers_all_twenty_five_modes(config_name):
   result = _train_on_mixture(config_name, steps=6000, data="twenty_five_gaussians")
   assert result["modes_covered"] == 25, result

@@ -46,6 +46,9 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # phases; the CIFAR-10 config's smoke model is trained by the (slow) 8-vs-1 device
     # test of tests/gan/test_stylegan2.py.
     "gan/stylegan2_cifar10.py",
+    # The 25-Gaussian toy DDGAN: its per-step networks are tested in tests/gan/test_nets.py
+    # and the config is trained by the (slow) 25-Gaussian coverage test.
+    "gan/ddgan_toy_twenty_five_gaussians.py",
 })
 
 CONFIGS = [
