@@ -12,8 +12,20 @@ VP schedule with 4 steps, non-saturating loss, R1 gamma 0.1 on every step, x0 bo
 
 Measured (tests/gan/test_gan_method.py::test_training_covers_all_twenty_five_modes, seed
 0, 6000 steps, 2,000 EMA samples): see experiments/bench/gan_mixture_coverage_cpu.md.
-The official code has no 2-D configuration or networks; the deviations from its CIFAR-10
-design are listed in gen_jax/methods/ddgan.py.
+The official code (github NVlabs/denoising-diffusion-gan) has no 2-D configuration or
+networks. Against its CIFAR-10 command (readme.md, train_ddgan.py) this config deviates in:
+* networks: MLPs, one G and one D per step, where the reference shares one NCSN++
+  generator (z by adaptive group norm) and one time-embedded ResNet discriminator across
+  t; D's condition x_t zero-initialised (the reference zero-initialises its blocks'
+  second convolution, after the time embedding, instead); ReLU, no z mapping network;
+* optimiser: Adam (0.5, 0.99) at 2e-3 for G and D, constant (reference: (0.5, 0.9),
+  lr_g 1.6e-4, lr_d 1.25e-4, cosine annealing per epoch to 1e-5);
+* R1: gamma 0.1 on every step (reference: 0.02 every lazy_reg = 15 steps);
+* z_dim 8 (nz 100), EMA 0.99 (0.9999), batch 256 (64 on each of 4 GPUs), x0 bounded by
+  3 tanh(h / 3) (tanh);
+* the same: T = 4, the VP schedule (beta_min 0.1, beta_max 20), non-saturating loss,
+  posterior sampling, the D / G steps (gen_jax/methods/ddgan.py lists the method's own
+  deviations).
 
     python -m gen_jax.main --config=configs/gan/ddgan_toy_twenty_five_gaussians.py \
         --workdir=runs/ddgan_25g

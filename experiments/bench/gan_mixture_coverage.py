@@ -33,11 +33,13 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def load_config(relpath: str, overrides: list[str]):
+  """configs/<relpath> ("gan/x.py" or with its argument, "gan/x.py:lr=5e-4"), overridden."""
+  relpath, _, arg = relpath.partition(":")
   path = REPO / "configs" / relpath
   spec = importlib.util.spec_from_file_location(f"cfg_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  c = module.get_config(None)
+  c = module.get_config(arg or None)
   for item in overrides:
     key, value = item.split("=", 1)
     node = c
