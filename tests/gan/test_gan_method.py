@@ -284,7 +284,7 @@ def test_short_training_covers_all_eight_modes(config_name):
 # modes, high quality 0.82 (2000 steps: 25/25, 0.16). The 8-Gaussian DDGAN config stalls at
 # ~0.07 on the grid (issue 10, bug 6); configs/gan/ddgan_toy_twenty_five_gaussians.py
 # (per-step networks, zero-initialised condition in D, lr 2e-3) learns it (the bench: 25/25,
-# DDGAN_BENCH_HQ). BigGAN's toy recipe at lr 5e-4: 25/25, 0.51 (0.24 at its 1e-3 default).
+# 0.698). BigGAN's toy recipe at lr 5e-4: 25/25, 0.51 (0.24 at its 1e-3 default).
 @pytest.mark.slow
 @pytest.mark.parametrize("config_name", [
     "gan/toy_eight_gaussians.py", "gan/ddgan_toy_twenty_five_gaussians.py",
