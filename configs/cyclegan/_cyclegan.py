@@ -6,8 +6,10 @@ models/cycle_gan_model.py): ResNet generator with ngf 64 (6 residual blocks at 1
 PatchGAN with ndf 64, LSGAN losses, lambda_A = lambda_B = 10, lambda_identity = 0.5, a
 history pool of 50 images per domain, Adam lr 2e-4 with betas (0.5, 0.999) for both
 generator and discriminator, batch 1, 100 epochs at the initial rate and 100 epochs of
-linear decay to zero ("constant_then_linear" over num_train_steps), random left-right
-flips. No EMA (ema.decay = 0 makes the EMA a copy of the parameters).
+linear decay to zero ("constant_then_linear" over num_train_steps), and the code's
+training jitter (preprocess 'resize_and_crop'): each training image resized to load_size
+(286 for 256 px: data.load_size = round(image_size * 286 / 256)), a random image_size
+crop, a random left-right flip; test images are read at image_size. No EMA (ema.decay = 0 makes the EMA a copy of the parameters).
 
 An epoch is max(|A|, |B|) images, as in the code's UnalignedDataset; the configs set
 num_train_steps = 200 * epoch_size / batch_size from a stated epoch size.
@@ -21,6 +23,11 @@ from configs import common
 from configs.gan import _gan
 
 EPOCHS = 200  # n_epochs 100 + n_epochs_decay 100
+
+
+def load_size(image_size: int) -> int:
+  """The training resize before the random crop: the official 286 for 256, scaled."""
+  return round(image_size * 286 / 256)
 
 
 def cyclegan_config(*, image_size: int, epoch_size: int) -> ml_collections.ConfigDict:
@@ -48,6 +55,7 @@ def cyclegan_config(*, image_size: int, epoch_size: int) -> ml_collections.Confi
   c.batch_size = 1
   c.num_train_steps = EPOCHS * epoch_size // c.batch_size
   c.data.image_size = image_size
+  c.data.load_size = load_size(image_size)  # random image_size crops of these (training)
   c.data.random_flip = True
   for field in ("path_a", "path_b", "eval_path_a", "eval_path_b"):
     c.data[field] = ""  # unpaired_folders
@@ -71,6 +79,7 @@ def smoke_cyclegan(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """common.smoke plus tiny networks, 32 px images and a 4-image pool (so it swaps)."""
   common.smoke(c)  # batch 8: one row per device of the test suite's 8-device mesh
   c.data.image_size = 32
+  c.data.load_size = load_size(32)
   c.model.generator.ngf = 8
   c.model.generator.num_blocks = 1
   c.model.discriminator.ndf = 8

@@ -4,11 +4,10 @@ MLP generator x0 = G(x_t, t, z) and time-conditioned MLP discriminator D(x_{t-1}
 the paper's VP schedule with 4 steps, non-saturating loss with R1 (gamma 0.1, every step).
 The generator's x0 prediction is bounded by 3 tanh(h / 3) (the reference's final tanh,
 scaled to the mixtures' range). The official code has no 2-D configuration: these settings
-are gen_jax's. Known limitation: with --config.data.name=twenty_five_gaussians it stalls
-at ~7% high-quality samples, while configs/gan/toy_eight_gaussians.py covers 25/25 modes
-with 82% after 6000 steps: the time-conditioned MLP discriminator (time embedding and x_t at
-random init, shared by all t) never resolves the final step's modes; see
-gen_jax/methods/ddgan.py and experiments/bench/gan_mixture_coverage_cpu.md.
+are gen_jax's. On --config.data.name=twenty_five_gaussians it stalls at ~7% high-quality
+samples (its time-conditioned MLP discriminator, shared by all t, never resolves the final
+step's modes); configs/gan/ddgan_toy_twenty_five_gaussians.py has the settings that learn
+the grid (gen_jax/methods/ddgan.py, experiments/bench/gan_mixture_coverage_cpu.md).
 
     python -m gen_jax.main --config=configs/gan/ddgan_toy_eight_gaussians.py --workdir=runs/ddgan_8g
 """

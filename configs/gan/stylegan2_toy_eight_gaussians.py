@@ -8,9 +8,10 @@ non-saturating loss, style mixing 0.9, path length regularisation (weight 2 ever
 steps) and lazy R1 (gamma 0.1 every 16 steps) with the official mb_ratio adjustment; Adam
 with betas (0, 0.99). No ADA (vectors). The official code has no 2-D configuration:
 widths, learning rate and gamma are gen_jax's. Metrics `modes_covered` and
-`high_quality` show mode coverage while it trains. Not yet tuned: on the loaded 2-core
-CPU, 200 steps gave 6 of 8 modes and a high-quality fraction of 0.016 (the plain toy GAN
-reaches 8 modes / 0.40 after 1000 steps); its coverage test is still to be added.
+`high_quality` show mode coverage while it trains. Not yet tuned: after 1000 steps it
+covers all 8 modes but only 0.037 of its samples are of high quality (the plain toy GAN:
+8 modes / 0.40), measured by tests/gan/test_gan_method.py's coverage protocol (seed 0;
+experiments/bench/gan_mixture_coverage_cpu.md), where the quality bar is an xfail.
 
     python -m gen_jax.main --config=configs/gan/stylegan2_toy_eight_gaussians.py \
         --workdir=runs/sg2_8g

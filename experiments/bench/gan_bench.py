@@ -11,7 +11,8 @@ visible device, then prints a markdown table:
     python experiments/bench/gan_bench.py --configs=gan/stylegan2_folder.py:resolution=64
 
 Per config: parameters of G and D; train-step compile time (lower + compile); median time
-of a train step (one generator step and its n_dis discriminator steps) and steps/s;
+of a train step (one generator step and its n_dis discriminator steps), steps/s and
+training images/s (batch x steps/s: real images the discriminator sees per second);
 generator images/s for ONE forward pass of the EMA generator (batch --sample_batch);
 images/s of the full sampler (1 forward for a GAN, T for a DDGAN) and its NFE.
 
@@ -205,13 +206,15 @@ def main(argv):
       f"{_SAMPLE_BATCH.value}",
       "",
       "| config | G params | D params | batch (n_dis) | train-step compile s | step ms "
-      "(median) | train steps/s | G forward images/s | sampling images/s (NFE) |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+      "(median) | train steps/s | train images/s | G forward images/s | sampling images/s "
+      "(NFE) |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
   for r in rows:
     lines.append(
         f"| {r['config']} | {r['g_params'] / 1e6:.2f}M | {r['d_params'] / 1e6:.2f}M | "
         f"{r['batch']} ({r['n_dis']}) | {r['compile_s']:.1f} | {r['step_ms']:.0f} | "
-        f"{r['steps_per_s']:.3f} | {r['fwd_ips']:.3g} | {r['sample_ips']:.3g} ({r['nfe']}) |")
+        f"{r['steps_per_s']:.3f} | {r['batch'] * r['steps_per_s']:.3g} | "
+        f"{r['fwd_ips']:.3g} | {r['sample_ips']:.3g} ({r['nfe']}) |")
   lines.append("")
   lines.append(f"load average (1, 5, 15 min) at the end: {load[0]:.2f}, {load[1]:.2f}, "
                f"{load[2]:.2f}")

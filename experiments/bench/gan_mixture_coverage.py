@@ -1,10 +1,13 @@
 """Mode coverage of the toy GAN and DDGAN configs on the 8- and 25-Gaussian mixtures.
 
 Trains each config for --steps updates (+ EMA) in one jitted scan on fresh draws of the
-mixture (seed 0), then draws --num_samples EMA samples and prints, per (config, data,
+mixture (seed 0), then draws --num_samples EMA samples (after the method's
+prepare_sampling, e.g. BigGAN's standing statistics) and prints, per (config, data,
 steps): modes covered (a mode counts when a sample lies within 3 std of it) and the
 high-quality fraction (samples within 3 std of some mode), the protocol of VEEGAN /
-PacGAN (gen_jax.gan.monitoring).
+PacGAN (gen_jax.gan.monitoring). The keys, batches and EMA are those of the coverage tests
+(tests/gan/test_gan_method.py::_train_on_mixture), which compile with XLA's backend
+optimisations off, so a number here can differ slightly from the test's.
 
     python experiments/bench/gan_mixture_coverage.py \
         --configs=gan/toy_eight_gaussians.py,gan/ddgan_toy_eight_gaussians.py \
@@ -30,11 +33,13 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def load_config(relpath: str, overrides: list[str]):
+  """configs/<relpath> ("gan/x.py" or with its argument, "gan/x.py:lr=5e-4"), overridden."""
+  relpath, _, arg = relpath.partition(":")
   path = REPO / "configs" / relpath
   spec = importlib.util.spec_from_file_location(f"cfg_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  c = module.get_config(None)
+  c = module.get_config(arg or None)
   for item in overrides:
     key, value = item.split("=", 1)
     node = c
@@ -68,8 +73,10 @@ def coverage(config_name: str, data: str, steps: int, num_samples: int, seed: in
   def train(state, key):
     def body(s, kk):
       new, _ = method.update(s, batch(jax.random.fold_in(kk, 1)), kk)
-      return update_ema(new.replace(step=s.step + 1), c.ema.decay, c.ema.warmup), None
+      return update_ema(new.replace(step=s.step + 1), c.ema.decay, c.ema.warmup,
+                        c.ema.get("start", 0)), None
     state, _ = jax.lax.scan(body, state, jax.random.split(key, steps))
+    state = method.prepare_sampling(state, jax.random.key(6))  # BigGAN: standing statistics
     samples = method.sample(state, jax.random.key(5), num_samples).samples
     return monitoring.mode_metrics(samples, modes, dist.mode_std)
 

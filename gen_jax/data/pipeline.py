@@ -76,14 +76,18 @@ def _local_batch_size(global_batch_size: int, process_count: int) -> int:
 class ToModelInput(grain.transforms.RandomMap):
   """{"image": uint8 [H,W,C], "label"} -> {"image": float32 [H,W,C] in [-1,1], "label": int32}.
 
-  Optionally mirrors left-right (p = 1/2) and dequantizes (uniform noise within each
-  8-bit bin) instead of the plain x / 127.5 - 1; any "mask" entry is passed through.
+  Optionally crops a random [h, w] window (`random_crop`, before the flip, as the official
+  CycleGAN code's resize_and_crop), mirrors left-right (p = 1/2) and dequantizes (uniform
+  noise within each 8-bit bin) instead of the plain x / 127.5 - 1; any "mask" entry is
+  passed through.
   Float "image" entries (vector data such as toy2d) are passed through unchanged.
   """
 
-  def __init__(self, *, random_flip: bool = False, dequantize: bool = False):
+  def __init__(self, *, random_flip: bool = False, dequantize: bool = False,
+               random_crop: tuple[int, int] | None = None):
     self.random_flip = random_flip
     self.dequantize = dequantize
+    self.random_crop = random_crop
 
   def random_map(self, element: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     # Every image entry ("image", or "image_a" and "image_b" of unpaired data) is mapped,
@@ -99,6 +103,8 @@ class ToModelInput(grain.transforms.RandomMap):
     if np.issubdtype(image.dtype, np.floating):
       # Vector data (e.g. toy2d) is already in model space: no flip, no dequantization.
       return np.ascontiguousarray(image.astype(np.float32, copy=False))
+    if self.random_crop:
+      image = transforms.random_crop(image, self.random_crop, rng)
     if self.random_flip:
       image = transforms.random_flip(image, rng)
     image = transforms.dequantize(image, rng) if self.dequantize else transforms.to_float(image)
@@ -185,6 +191,7 @@ def _to_iterator(dataset: grain.MapDataset, local_batch: int, num_threads: int,
 def make_train_iterator(source: Any, *, global_batch_size: int, seed: int,
                         process_index: int | None = None, process_count: int | None = None,
                         random_flip: bool = False, dequantize: bool = False,
+                        random_crop: tuple[int, int] | None = None,
                         num_threads: int = DEFAULT_NUM_THREADS,
                         prefetch: int = DEFAULT_PREFETCH) -> grain.DatasetIterator:
   """An endless, reshuffled-every-epoch iterator over this process's rows of each global batch.
@@ -201,6 +208,8 @@ def make_train_iterator(source: Any, *, global_batch_size: int, seed: int,
       jax.process_count().
     random_flip: mirror each image left-right with probability 1/2.
     dequantize: uniform dequantization (transforms.dequantize) instead of x / 127.5 - 1.
+    random_crop: (h, w): a random window of each image of that size, before the flip
+      (None: the images as read).
     num_threads: grain threads that assemble batches (0: in the caller's thread).
     prefetch: number of batches grain prepares ahead.
 
@@ -220,8 +229,8 @@ def make_train_iterator(source: Any, *, global_batch_size: int, seed: int,
     stream = _independent_domains(domains, shuffle_seed)
   else:
     stream = grain.MapDataset.source(source).shuffle(seed=shuffle_seed).repeat(None)
-  stream = stream.random_map(ToModelInput(random_flip=random_flip, dequantize=dequantize),
-                             seed=augment_seed)
+  stream = stream.random_map(ToModelInput(random_flip=random_flip, dequantize=dequantize,
+                                          random_crop=random_crop), seed=augment_seed)
   rows = ProcessRowsMapDataset(stream, global_batch_size=global_batch_size,
                                process_index=process_index, process_count=process_count)
   return _to_iterator(rows, local_batch, num_threads, prefetch)
@@ -285,8 +294,9 @@ def build_train_iterator_from_config(
 ) -> tuple[grain.DatasetIterator, sources_lib.DatasetInfo]:
   """make_train_iterator over build_source(cfg, "train").
 
-  Reads cfg fields random_flip, dequantize, num_threads, prefetch (plus the source fields,
-  see sources.build_source). `source_and_info` reuses a source already opened by
+  Reads cfg fields random_flip, dequantize, num_threads, prefetch, and load_size with
+  image_size (a random image_size crop of images read at load_size:
+  sources.train_crop_size), plus the source fields, see sources.build_source. `source_and_info` reuses a source already opened by
   build_source(cfg, "train") (opening a large folder or tfds dataset is not free).
 
   Returns:
@@ -298,6 +308,7 @@ def build_train_iterator_from_config(
       source, global_batch_size=global_batch_size, seed=seed, process_index=process_index,
       process_count=process_count, random_flip=bool(get(cfg, "random_flip", False)),
       dequantize=bool(get(cfg, "dequantize", False)),
+      random_crop=sources_lib.train_crop_size(cfg),
       num_threads=int(get(cfg, "num_threads", DEFAULT_NUM_THREADS)),
       prefetch=int(get(cfg, "prefetch", DEFAULT_PREFETCH)))
   return iterator, info

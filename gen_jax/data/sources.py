@@ -834,7 +834,7 @@ def _toy_from_config(cfg: Any, split: str):
   if not name:
     raise ValueError("data.source='toy2d' needs data.name, one of: "
                      f"{', '.join(toy.TOY_DISTRIBUTIONS.names())}.")
-  for field in ("image_size", "random_flip", "dequantize"):
+  for field in ("image_size", "load_size", "random_flip", "dequantize"):
     if get_field(cfg, field):
       raise ValueError(f"data.{field} applies to images; unset it for the 2-D toy data "
                        f"data.source='toy2d' (data.name={name!r}).")
@@ -862,8 +862,43 @@ def build_source(cfg: Any, split: str) -> tuple[Any, DatasetInfo]:
   "auto"), skip_corrupt (folder, idx, npz); unpaired_folders: path_a/path_b,
   eval_path_a/eval_path_b; unpaired_tfds: name, split_a/split_b, eval_split_a/eval_split_b.
 
+  With load_size (training jitter, the official CycleGAN code's resize_and_crop) the train
+  split is read at load_size and its info reports the image_size crop that the train
+  pipeline takes (`train_crop_size`); the eval split is read at image_size.
+
   Returns:
     (source, info): a random-access source and its DatasetInfo.
   """
-  source = SOURCES.get(get_field(cfg, "source", "digits"))(cfg, split)
-  return source, source.info
+  crop = train_crop_size(cfg) if split == "train" else None
+  read_cfg = _ReadAt(cfg, get_field(cfg, "load_size")) if crop else cfg
+  source = SOURCES.get(get_field(cfg, "source", "digits"))(read_cfg, split)
+  info = source.info
+  if crop:
+    info = dataclasses.replace(info, image_shape=(*crop, info.image_shape[-1]))
+  return source, info
+
+
+def train_crop_size(cfg: Any) -> tuple[int, int] | None:
+  """(h, w) of the random training crop when cfg.load_size is set, else None.
+
+  load_size (int) is the square size the train images are resized to, image_size (int)
+  the crop taken from them (CycleGAN: 286 and 256); both must be set, load >= crop.
+  """
+  load = get_field(cfg, "load_size", 0)
+  if not load:
+    return None
+  size = get_field(cfg, "image_size")
+  if not isinstance(size, int) or not isinstance(load, int) or load < size:
+    raise ValueError(f"data.load_size={load!r} (random-crop jitter) needs an int "
+                     f"data.image_size <= load_size (the crop), got {size!r}.")
+  return size, size
+
+
+class _ReadAt:
+  """cfg with image_size replaced by `size` (the train split's read size)."""
+
+  def __init__(self, cfg: Any, size: int):
+    self._cfg, self._size = cfg, size
+
+  def get(self, name: str, default: Any = None) -> Any:
+    return self._size if name == "image_size" else get_field(self._cfg, name, default)

@@ -31,6 +31,21 @@ def random_flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   return image
 
 
+def random_crop(image: np.ndarray, size: tuple[int, int],
+                rng: np.random.Generator) -> np.ndarray:
+  """A [h, w] window of an image [H, W, C] at a uniformly random offset (two draws).
+
+  The official CycleGAN code's 'resize_and_crop' crop (after resizing to load_size).
+  """
+  h, w = size
+  if image.shape[0] < h or image.shape[1] < w:
+    raise ValueError(f"Cannot crop {size} from an image of shape {image.shape}; "
+                     "data.load_size must be at least data.image_size.")
+  top = int(rng.integers(0, image.shape[0] - h + 1))
+  left = int(rng.integers(0, image.shape[1] - w + 1))
+  return image[top:top + h, left:left + w]
+
+
 def bin_centre(image: np.ndarray) -> np.ndarray:
   """The centre of each pixel's dequantization bin, float32 2 (u + 1/2) / 256 - 1."""
   return (2.0 * np.asarray(image, np.float32) + 1.0) / 256.0 - 1.0

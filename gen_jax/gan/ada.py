@@ -23,7 +23,7 @@ point it samples, bilinearly, with reflection at the borders; the colour ones co
 into one 4x4 matrix C applied as x' = C[:3, :3] x + C[:3, 3]. The result is linear in x,
 hence differentiable, and p = 0 gives the identity exactly.
 
-Adaptive p (`AdaptiveAugment`): the overfitting heuristic r_t = E[sign D(x_real)], its
+Adaptive p (`AdaptiveProbability`, used by `AdaptiveAugment`): the overfitting heuristic r_t = E[sign D(x_real)], its
 mean over every real logit since the last adjustment; every `interval` steps
     p <- max(p + sign(r_t - target) * batch * interval / (kimg * 1000), 0),
 with target 0.6, interval 4 and kimg 500 (p can move by 1 in 500k images). The state
@@ -283,22 +283,23 @@ def augment(rng: Array, x: Array, p: Array, pipe: AugmentPipe) -> Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class AdaptiveAugment:
-  """ADA's probability p and its overfitting-driven update.
+class AdaptiveProbability:
+  """ADA's adaptive probability p and its overfitting-driven update (the one place of this
+  rule: StyleGAN2-ADA's augmentation probability, Diffusion-GAN's chain length).
 
   Attributes:
-    pipe: the augmentations.
     initial_p: p at step 0 (augment_p; 0 in the paper).
     target: the wanted r_t = E[sign D(real)] (0.6); None keeps p fixed ("--aug=fixed").
     interval: steps between two adjustments (ada_interval = 4).
     kimg: thousands of real images for p to move by 1 (ada_kimg = 500).
+    p_max: an upper clip of p (None: ADA's floor at 0 alone; Diffusion-GAN clips at 1).
   """
 
-  pipe: AugmentPipe
   initial_p: float = 0.0
   target: float | None = 0.6
   interval: int = 4
   kimg: float = 500.0
+  p_max: float | None = None
 
   def __post_init__(self):
     if self.interval < 1 or self.kimg <= 0:
@@ -307,9 +308,6 @@ class AdaptiveAugment:
   def init_state(self) -> dict[str, Array]:
     z = jnp.zeros((), jnp.float32)
     return {"p": jnp.asarray(self.initial_p, jnp.float32), "signs_sum": z, "signs_count": z}
-
-  def __call__(self, rng: Array, x: Array, state) -> Array:
-    return augment(rng, x, state["p"], self.pipe)
 
   def accumulate(self, state, d_real: Array):
     """Adds sign(D(real)) of one discriminator pass to the running sums."""
@@ -323,12 +321,14 @@ class AdaptiveAugment:
   def adjust(self, state, step: Array, batch_size: int):
     """On steps with step % interval == 0 (after that step's passes, as the official
     loop's batch_idx % ada_interval == 0): p moves by sign(r_t - target) * step_size,
-    floored at 0, and the sums restart."""
+    floored at 0 (and clipped at p_max), and the sums restart."""
     if self.target is None:
       return state
     now = jnp.asarray(step) % self.interval == 0
-    r_t = state["signs_sum"] / jnp.maximum(state["signs_count"], 1.0)
-    p = jnp.maximum(state["p"] + jnp.sign(r_t - self.target) * self.step_size(batch_size), 0.0)
+    p = jnp.maximum(state["p"] + jnp.sign(self.r_t(state) - self.target)
+                    * self.step_size(batch_size), 0.0)
+    if self.p_max is not None:
+      p = jnp.minimum(p, self.p_max)
     zero = jnp.zeros((), jnp.float32)
     return {"p": jnp.where(now, p, state["p"]).astype(jnp.float32),
             "signs_sum": jnp.where(now, zero, state["signs_sum"]),
@@ -336,3 +336,22 @@ class AdaptiveAugment:
 
   def r_t(self, state) -> Array:
     return state["signs_sum"] / jnp.maximum(state["signs_count"], 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptiveAugment(AdaptiveProbability):
+  """ADA: the augmentation pipeline applied with the adaptive probability p.
+
+  Attributes (besides AdaptiveProbability's):
+    pipe: the augmentations (required).
+  """
+
+  pipe: AugmentPipe | None = None
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.pipe is None:
+      raise ValueError("AdaptiveAugment needs pipe=AugmentPipe.named(...).")
+
+  def __call__(self, rng: Array, x: Array, state) -> Array:
+    return augment(rng, x, state["p"], self.pipe)

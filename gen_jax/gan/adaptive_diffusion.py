@@ -10,11 +10,15 @@ with the chain of length T: beta_i = linspace(beta_start, beta_end, T), abar_t =
 prod_{i<t} (1 - beta_i). Half of the examples get t = 0 (clean inputs); the other half draw
 t in {1..T} from the "priority" distribution p(t) proportional to t - 1 (or uniformly).
 
-T adapts to the discriminator's overfitting r_d = E[sign(D(x_real))] as ADA does
-(Karras et al. 2020): every `interval` steps,
-    p <- clip(p + sign(mean r_d - target) * batch * interval / (kimg * 1000), 0, 1),
-    T = clip(t_min + round(p * (t_max - t_min)), t_min, t_max).
-The state {p, r_sum, r_count} lives in the train state's model_state, so resuming is exact.
+T adapts to the discriminator's overfitting r_d = E[sign(D(x_real))] by ADA's rule
+(Karras et al. 2020; `gen_jax.gan.ada.AdaptiveProbability`, clipped at p_max = 1 as the
+Diffusion-GAN code does): after every `interval`-th discriminator step,
+    p <- clip(p + sign(r_d - target) * batch * interval / (kimg * 1000), 0, 1),
+    T = clip(t_min + round(p * (t_max - t_min)), t_min, t_max),
+with r_d the mean sign over the real logits since the last adjustment. The state
+{p, signs_sum, signs_count} (ADA's) lives in the train state's model_state, so resuming is
+exact. (Until 2026-11 this module kept its own copy of the rule with the state
+{p, r_sum, r_count}: the p trajectory is unchanged, checkpoints of that state do not load.)
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+
+from gen_jax.gan.ada import AdaptiveProbability
 
 Array = jax.Array
 
@@ -57,9 +63,14 @@ class AdaptiveDiffusion:
     if self.ts_dist not in ("priority", "uniform"):
       raise ValueError(f"ts_dist must be 'priority' or 'uniform', got {self.ts_dist!r}.")
 
+  @property
+  def controller(self) -> AdaptiveProbability:
+    """ADA's p update with this chain's target, interval and kimg (p starts at 0)."""
+    return AdaptiveProbability(initial_p=0.0, target=self.target, interval=self.interval,
+                               kimg=self.kimg, p_max=1.0)
+
   def init_state(self) -> dict[str, Array]:
-    z = jnp.zeros((), jnp.float32)
-    return {"p": z, "r_sum": z, "r_count": z}
+    return self.controller.init_state()
 
   def num_steps(self, state) -> Array:
     """The current chain length T (int32 scalar)."""
@@ -93,14 +104,7 @@ class AdaptiveDiffusion:
     return jnp.sqrt(abar) * x + jnp.sqrt(1.0 - abar) * eps, t
 
   def update(self, state, d_real: Array, batch_size: int, step: Array):
-    """Accumulates r_d = mean(sign(d_real)) and adjusts p every `interval` steps."""
-    r_sum = state["r_sum"] + jnp.mean(jnp.sign(d_real))
-    r_count = state["r_count"] + 1.0
-    adjust_now = (step + 1) % self.interval == 0
-    r_d = r_sum / r_count
-    delta = jnp.sign(r_d - self.target) * batch_size * self.interval / (self.kimg * 1000.0)
-    p = jnp.where(adjust_now, jnp.clip(state["p"] + delta, 0.0, 1.0), state["p"])
-    zero = jnp.zeros((), jnp.float32)
-    return {"p": p.astype(jnp.float32),
-            "r_sum": jnp.where(adjust_now, zero, r_sum).astype(jnp.float32),
-            "r_count": jnp.where(adjust_now, zero, r_count).astype(jnp.float32)}
+    """Accumulates sign(d_real) of discriminator step `step` (0-based) and, when step + 1 is
+    a multiple of `interval`, adjusts p (ADA's rule) and restarts the sums."""
+    ctrl = self.controller
+    return ctrl.adjust(ctrl.accumulate(state, d_real), jnp.asarray(step) + 1, batch_size)

@@ -42,9 +42,9 @@ Remaining deviations from the official code:
 * CIFAR-10 batch: one global batch of 256; the reference runs 64 on each of 4 GPUs.
 * Sampling clips the final x to [-1, 1] when sample.clip_x0 (a no-op with the tanh).
 * 2-D mixtures: the official code has no 2-D generator, discriminator or config; the MLPs
-  and configs/gan/ddgan_toy_eight_gaussians.py are gen_jax's own. Known limitation: on the
-  25-Gaussian grid (std 0.05, spacing 1) this toy DDGAN stalls at ~7% high-quality samples
-  (uniform over the square; tests/gan/test_gan_method.py, strict xfail). Diagnosed with
+  and configs/gan/ddgan_toy_{eight,twenty_five}_gaussians.py are gen_jax's own. On the
+  25-Gaussian grid (std 0.05, spacing 1) the 8-Gaussian config stalls at ~7%
+  high-quality samples (uniform over the square). Diagnosed with
   experiments/bench/ddgan_mixture_ablation.py (numbers in gan_mixture_coverage_cpu.md):
   the chain is not at fault (x0 predictions from the noisiest steps land on the modes);
   the discriminator of the final step never resolves the modes (logit gap ~0.005 against
@@ -52,10 +52,14 @@ Remaining deviations from the official code:
   cause this: MLPDiscriminator's per-layer time-embedding projection at its random init,
   the x_t half of its input at a random init (zero-initialising either restores a GAN-like
   gap when only the final step is trained), and one discriminator shared by all t: the
-  pairs at t >= 1 are nearly indistinguishable and keep it flat. One discriminator per t
-  restores the final step's gap (0.43-0.62); with one generator per t too, 25/25 modes
-  at 0.20 / 0.36 high quality after 6000 / 8000 steps (the GAN: 0.82 at 6000). Not the
-  cause: the data scale, R1, SiLU alone.
+  pairs at t >= 1 are nearly indistinguishable and keep it flat. The reference's CIFAR-10
+  discriminator starts closer to the first fix: its blocks add the time embedding inside
+  a residual branch whose last convolution is zero-initialised. The 25-Gaussian config
+  uses one generator and one discriminator per step (`per_step`), the discriminator's
+  x_t through a zero-initialised kernel (`zero_init_condition`), ReLU generators on
+  concat(x_t, z) and lr 2e-3: 25/25 modes above the GAN test's 0.25 high-quality bar in
+  6000 steps (tests/gan/test_gan_method.py). Not the cause: the data scale, R1, SiLU
+  alone.
 """
 
 from __future__ import annotations
@@ -285,6 +289,11 @@ def build_ddgan(config, info) -> DDGAN:
   GAN_LOSSES.get(m.loss)
   if int(m.num_timesteps) < 1:
     raise ValueError(f"method.num_timesteps must be >= 1, got {m.num_timesteps}.")
+  for role, net in (("generator", generator), ("discriminator", discriminator)):
+    heads = getattr(net, "per_step", 0)
+    if heads and heads != int(m.num_timesteps):
+      raise ValueError(f"model.{role}.per_step={heads} must equal method.num_timesteps="
+                       f"{m.num_timesteps} (one network per denoising step).")
   opt_g, opt_d, lr_g, lr_d = build_optimizers(config)
   modes, mode_std = toy_modes(config)
   return DDGAN(

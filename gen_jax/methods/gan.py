@@ -438,9 +438,11 @@ def build_nets(config, info, *, time_conditional: bool = False):
     generator = nets.build_net(g_name, out_shape=data_shape, num_classes=num_classes,
                                dtype=dtype, **g_kwargs)
   discriminator = nets.build_net(d_name, num_classes=num_classes, dtype=dtype, **d_kwargs)
-  if time_conditional and not getattr(discriminator, "time_embed_dim", 0):
+  if time_conditional and not (getattr(discriminator, "time_embed_dim", 0)
+                               or getattr(discriminator, "per_step", 0)):
     raise ValueError(f"This method conditions the discriminator on the diffusion step; set "
-                     f"model.discriminator.time_embed_dim > 0 (e.g. 128) for {d_name!r}.")
+                     f"model.discriminator.time_embed_dim > 0 (e.g. 128) for {d_name!r}"
+                     " (or per_step > 0 where the network has it).")
   return generator, discriminator, num_classes, data_shape
 
 

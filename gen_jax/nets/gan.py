@@ -184,26 +184,117 @@ class MLPGenerator(nn.Module):
     return out.reshape((z.shape[0], *self.out_shape)).astype(jnp.float32)
 
 
+def per_step_heads(module_cls: type[nn.Module], num_steps: int, t: jax.Array, *args,
+                   name: str, **fields) -> jax.Array:
+  """One `module_cls(**fields)` per integer step, each applied where t equals its step.
+
+  The heads' parameters (and spectral-norm state) are stacked on a leading axis of size
+  num_steps (`flax.linen.vmap`); every head runs on the whole batch (num_steps times the
+  compute of one) and row b keeps head t[b]'s output. t [B] holds integers in
+  [0, num_steps) (floats are rounded); args are the heads' batched inputs.
+  """
+  heads = nn.vmap(module_cls, variable_axes={"params": 0, SPECTRAL: 0},
+                  split_rngs={"params": True}, in_axes=None, out_axes=0,
+                  axis_size=num_steps)(**fields, name=name)
+  outs = heads(*args)  # [num_steps, B, ...]
+  index = jnp.round(t).astype(jnp.int32)
+  pick = jax.nn.one_hot(index, num_steps, dtype=outs.dtype).T  # [num_steps, B]
+  return jnp.sum(outs * pick.reshape(pick.shape + (1,) * (outs.ndim - 2)), axis=0)
+
+
+def _mlp_discriminator_layers(h: jax.Array, temb: jax.Array | None, hidden: Sequence[int],
+                              *, spectral_norm: bool, zero_init_time: bool,
+                              condition_dims: int, train: bool, dtype: Dtype) -> jax.Array:
+  """MLPDiscriminator's hidden layers, h [B, F] -> [B, hidden[-1]], created in the calling
+  module (dense_i, time_i and, with condition_dims > 0, condition_0 on the last
+  condition_dims features, zero-initialised)."""
+  h = h.astype(dtype)
+  zeros = nn.initializers.zeros
+  for i, width in enumerate(hidden):
+    dense = _sn(nn.Dense(width, dtype=dtype, name=f"dense_{i}"), spectral_norm, train)
+    if i == 0 and condition_dims:
+      own, cond = h[:, :-condition_dims], h[:, -condition_dims:]
+      h = dense(own) + nn.Dense(width, use_bias=False, kernel_init=zeros, dtype=dtype,
+                                name=f"condition_{i}")(cond)
+    else:
+      h = dense(h)
+    if temb is not None:
+      init = zeros if zero_init_time else nn.initializers.lecun_normal()
+      h = h + nn.Dense(width, kernel_init=init, dtype=dtype, name=f"time_{i}")(temb)
+    h = nn.leaky_relu(h, 0.2)
+  return h
+
+
+class _MLPDiscriminatorHead(nn.Module):
+  """One per-step discriminator: body and linear logit, x [B, F] -> [B]."""
+
+  hidden: Sequence[int]
+  spectral_norm: bool
+  condition_dims: int
+  train: bool
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = _mlp_discriminator_layers(x, None, self.hidden, spectral_norm=self.spectral_norm,
+                                  zero_init_time=False, condition_dims=self.condition_dims,
+                                  train=self.train, dtype=self.dtype)
+    return _projection_head(self, h, None, 0, self.spectral_norm, self.train)
+
+
 class MLPDiscriminator(nn.Module):
-  """x [B, *shape] -> logits [B]; leaky-ReLU MLP, optional SN, projection, time embedding."""
+  """x [B, *shape] -> logits [B]; leaky-ReLU MLP, optional SN, projection, time embedding.
+
+  Options for DDGAN's conditional discriminator D([x_{t-1}, x_t], t), whose input is the
+  concatenation of the sample and its condition along the last axis:
+  * per_step: > 0 gives one MLP per integer t in [0, per_step) (`per_step_heads`; no time
+    embedding, time_embed_dim must be 0; no projection), so that the steps' real/fake
+    pairs do not share one set of weights;
+  * zero_init_time: the per-layer projections of the time embedding start at zero, so
+    at initialisation D ignores t (the reference's blocks add the embedding inside a
+    residual branch whose last convolution is zero-initialised);
+  * zero_init_condition: the second half of the last axis (the condition x_t) enters the
+    first layer through its own zero-initialised kernel, so at initialisation D judges
+    x_{t-1} alone and learns the dependence on x_t from there.
+  On the 25-Gaussian grid the toy DDGAN's discriminator stalls without per_step and
+  zero_init_condition (experiments/bench/gan_mixture_coverage_cpu.md).
+  """
 
   hidden: Sequence[int] = (128, 128, 128)
   num_classes: int = 0
   spectral_norm: bool = False
   time_embed_dim: int = 0
+  per_step: int = 0
+  zero_init_time: bool = False
+  zero_init_condition: bool = False
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array | None = None, t: jax.Array | None = None, *,
                train: bool) -> jax.Array:
+    cond = 0
+    if self.zero_init_condition:
+      if x.shape[-1] % 2:
+        raise ValueError(f"zero_init_condition needs an even last axis [sample, condition], "
+                         f"got x {x.shape}.")
+      half = x.shape[-1] // 2  # flatten as [all samples' features, all conditions']
+      x = jnp.concatenate([x[..., :half].reshape(x.shape[0], -1),
+                           x[..., half:].reshape(x.shape[0], -1)], axis=1)
+      cond = x.shape[1] // 2
+    h = x.reshape(x.shape[0], -1)
+    if self.per_step:
+      if self.time_embed_dim or self.num_classes:
+        raise ValueError("MLPDiscriminator: per_step > 0 takes t as the head index; set "
+                         "time_embed_dim=0 and num_classes=0.")
+      if t is None:
+        raise ValueError("MLPDiscriminator: per_step > 0 needs the step t [B].")
+      return per_step_heads(_MLPDiscriminatorHead, self.per_step, t, h, name="heads",
+                            hidden=tuple(self.hidden), spectral_norm=self.spectral_norm,
+                            condition_dims=cond, train=train, dtype=self.dtype)
     temb = _time_embedding(self, t, self.time_embed_dim)
-    h = x.reshape(x.shape[0], -1).astype(self.dtype)
-    for i, width in enumerate(self.hidden):
-      h = _sn(nn.Dense(width, dtype=self.dtype, name=f"dense_{i}"), self.spectral_norm,
-              train)(h)
-      if temb is not None:
-        h = h + nn.Dense(width, dtype=self.dtype, name=f"time_{i}")(temb)
-      h = nn.leaky_relu(h, 0.2)
+    h = _mlp_discriminator_layers(h, temb, self.hidden, spectral_norm=self.spectral_norm,
+                                  zero_init_time=self.zero_init_time, condition_dims=cond,
+                                  train=train, dtype=self.dtype)
     return _projection_head(self, h, y, self.num_classes, self.spectral_norm, train)
 
 
@@ -446,13 +537,22 @@ def bounded_output(h: jax.Array, bound: float) -> jax.Array:
   return bound * jnp.tanh(h / bound) if bound else h
 
 
+ACTIVATIONS = dict(silu=nn.silu, relu=nn.relu)
+
+
 class DDGANMLP(nn.Module):
   """DDGAN generator for vector data: (x_t, t, z) -> x0 prediction, an MLP.
 
-  Input: concat(x_t, embed(t) + mapping(z)); SiLU hidden layers; linear output, then
-  `bounded_output` with `output_bound` (the reference ends its generator with tanh for data
-  in [-1, 1]; 2-D mixtures reach |x| ~ 2.2, hence a bound > 1 in their configs; 0 leaves
-  the output unbounded). The reference has no 2-D generator: this MLP is gen_jax's.
+  Input: concat(x_t, embed(t) + mapping(z)); `activation` hidden layers (SiLU or ReLU);
+  linear output, then `bounded_output` with `output_bound` (the reference ends its
+  generator with tanh for data in [-1, 1]; 2-D mixtures reach |x| ~ 2.2, hence a bound > 1
+  in their configs; 0 leaves the output unbounded). The reference has no 2-D generator:
+  this MLP is gen_jax's.
+
+  per_step > 0: one such MLP per integer t in [0, per_step) (`per_step_heads`), each
+  without the time embedding; z_mapping=False concatenates z itself instead of its
+  mapping (used with per_step: input concat(x_t, z)). The 25-Gaussian toy config
+  (configs/gan/ddgan_toy_twenty_five_gaussians.py) uses per_step, ReLU and raw z.
   """
 
   hidden: Sequence[int] = (128, 128, 128)
@@ -460,22 +560,61 @@ class DDGANMLP(nn.Module):
   embed_dim: int = 64
   num_classes: int = 0
   output_bound: float = 0.0
+  per_step: int = 0
+  activation: str = "silu"
+  z_mapping: bool = True
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x_t: jax.Array, t: jax.Array, z: jax.Array, y: jax.Array | None = None,
                *, train: bool) -> jax.Array:
     del train
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"DDGANMLP: activation {self.activation!r} is not one of "
+                       f"{sorted(ACTIVATIONS)}.")
+    if self.per_step:
+      if self.num_classes:
+        raise ValueError("DDGANMLP: per_step > 0 has no label embedding; set num_classes=0.")
+      fields = {f: getattr(self, f) for f in ("hidden", "z_dim", "embed_dim", "output_bound",
+                                              "activation", "z_mapping", "dtype")}
+      fields["hidden"] = tuple(self.hidden)
+      return per_step_heads(_DDGANMLPHead, self.per_step, t, x_t, z, name="heads", **fields)
     dt = self.dtype
     emb = TimeEmbedding(self.embed_dim, dtype=dt, name="time_embed")(t.astype(jnp.float32))
-    emb = emb + LatentEmbedding(self.embed_dim, 2, dtype=dt, name="z_embed")(z)
+    if self.z_mapping:
+      emb = emb + LatentEmbedding(self.embed_dim, 2, dtype=dt, name="z_embed")(z)
     if self.num_classes:
       emb = emb + nn.Embed(self.num_classes, self.embed_dim, dtype=dt, name="label_embed")(y)
-    h = jnp.concatenate([x_t.reshape(x_t.shape[0], -1).astype(dt), emb.astype(dt)], axis=1)
-    for i, width in enumerate(self.hidden):
-      h = nn.silu(nn.Dense(width, dtype=dt, name=f"dense_{i}")(h))
-    out = nn.Dense(math.prod(x_t.shape[1:]), dtype=dt, name="out")(h).reshape(x_t.shape)
-    return bounded_output(out.astype(jnp.float32), self.output_bound)
+    cond = emb if self.z_mapping else jnp.concatenate([emb, z.astype(emb.dtype)], axis=1)
+    return _ddgan_mlp_layers(self, x_t, cond)
+
+
+def _ddgan_mlp_layers(mdl: nn.Module, x_t: jax.Array, cond: jax.Array) -> jax.Array:
+  """DDGANMLP's layers in module `mdl`: concat(x_t, cond) -> x0 prediction like x_t."""
+  dt = mdl.dtype
+  h = jnp.concatenate([x_t.reshape(x_t.shape[0], -1).astype(dt), cond.astype(dt)], axis=1)
+  for i, width in enumerate(mdl.hidden):
+    h = ACTIVATIONS[mdl.activation](nn.Dense(width, dtype=dt, name=f"dense_{i}")(h))
+  out = nn.Dense(math.prod(x_t.shape[1:]), dtype=dt, name="out")(h).reshape(x_t.shape)
+  return bounded_output(out.astype(jnp.float32), mdl.output_bound)
+
+
+class _DDGANMLPHead(nn.Module):
+  """One per-step DDGANMLP: concat(x_t, z or mapping(z)) -> x0 prediction."""
+
+  hidden: Sequence[int]
+  z_dim: int
+  embed_dim: int
+  output_bound: float
+  activation: str
+  z_mapping: bool
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_t: jax.Array, z: jax.Array) -> jax.Array:
+    cond = (LatentEmbedding(self.embed_dim, 2, dtype=self.dtype, name="z_embed")(z)
+            if self.z_mapping else z)
+    return _ddgan_mlp_layers(self, x_t, cond)
 
 
 class DDGANUNet(nn.Module):

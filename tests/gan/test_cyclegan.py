@@ -324,3 +324,41 @@ def test_train_then_translate_two_folders_from_the_command_line(tmp_path):
     # One row of (input | translated | reconstructed) triples, upscaled 4x from 32 px.
     assert grid.shape[0] == 4 * (32 + 2) and grid.shape[1] == 4 * (
         3 * len(a2b["inputs"] if direction == "a_to_b" else b2a["inputs"]) * 33 + 1)
+
+
+# ------------------------------------------------------------------------------ data jitter
+
+
+def test_training_images_are_random_image_size_crops_of_load_size_images(tmp_path):
+  """The official resize_and_crop: train images read at load_size, each batch row a random
+  image_size window of its image (offsets vary), eval images read at image_size."""
+  from gen_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from gen_jax.data import sources  # pylint: disable=g-import-not-at-top
+  c = load_config("cyclegan/folders.py", "smoke")
+  assert (c.data.image_size, c.data.load_size) == (32, 36)  # 256 -> 286, scaled
+  c.data.path_a = c.data.eval_path_a = write_image_folder(tmp_path / "a", 1, size=(40, 40))
+  c.data.path_b = c.data.eval_path_b = write_image_folder(tmp_path / "b", 1, seed=1,
+                                                          size=(40, 40))
+  c.data.random_flip = False
+  c.data.num_threads = 0
+  source, info = data_lib.build_source(c.data, "train")
+  assert info.image_shape == (32, 32, 3)
+  full = source[0]["image_a"]
+  assert full.shape == (36, 36, 3)  # read at load_size
+  iterator, _ = data_lib.build_train_iterator_from_config(
+      c.data, global_batch_size=1, seed=0, process_index=0, process_count=1,
+      source_and_info=(source, info))
+  offsets = set()
+  for _ in range(12):
+    crop = np.asarray(next(iterator)["image_a"][0])
+    assert crop.shape == (32, 32, 3)
+    pixels = np.round((crop + 1.0) * 127.5).astype(np.uint8)
+    found = [(i, j) for i in range(5) for j in range(5)
+             if np.array_equal(full[i:i + 32, j:j + 32], pixels)]
+    assert len(found) == 1, "a batch row is not a window of the load_size image"
+    offsets.add(found[0])
+  assert len(offsets) > 3  # random offsets
+  assert data_lib.build_source(c.data, "eval")[1].image_shape == (32, 32, 3)
+  c.data.load_size = 30
+  with pytest.raises(ValueError, match="load_size"):
+    sources.train_crop_size(c.data)

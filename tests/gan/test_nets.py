@@ -146,3 +146,54 @@ def test_ddgan_generators_bound_their_x0_prediction_with_tanh(name, kwargs, shap
                              rtol=1e-5, atol=1e-6)
   assert float(jnp.max(jnp.abs(raw))) > bound  # not vacuous: the bound bites
   assert float(jnp.max(jnp.abs(bounded))) <= bound
+
+
+# ------------------------------------------------------------------------------ DDGAN options
+# (per-step networks and zero-initialised conditioning for the 25-Gaussian toy DDGAN)
+
+
+@pytest.mark.parametrize("name, kwargs, make_args", [
+    ("ddgan_mlp", dict(hidden=(8,), z_dim=3, per_step=3, activation="relu", z_mapping=False,
+                       output_bound=3.0),
+     lambda x, t: (x, t, jnp.ones((x.shape[0], 3)))),
+    ("mlp_discriminator", dict(hidden=(8, 8), per_step=3, zero_init_condition=True),
+     lambda x, t: (jnp.concatenate([x, -x], -1), None, t))])
+def test_per_step_networks_apply_the_head_of_each_rows_step(name, kwargs, make_args):
+  """Row b's output is head t[b]'s alone: equal to a batch where every row has that t, and
+  unchanged when the other heads' parameters change."""
+  net = nets.build_net(name, **kwargs)
+  x = jax.random.normal(jax.random.key(0), (6, 2))
+  t = jnp.array([0.0, 1.0, 2.0, 2.0, 1.0, 0.0])
+  args = make_args(x, t)
+  variables, out = _init_apply(net, *args)
+  apply = jax.jit(lambda v, a: net.apply(v, *a, train=False))
+  for step in range(3):
+    rows = np.asarray(t) == step
+    same = apply(variables, make_args(x, jnp.full_like(t, step)))
+    np.testing.assert_allclose(np.asarray(out)[rows], np.asarray(same)[rows], rtol=1e-6)
+    others = jax.tree_util.tree_map(  # heads' parameters carry the step on axis 0
+        lambda v: v.at[jnp.arange(3) != step].add(1.0), variables["params"])
+    moved = apply({**variables, "params": others}, args)
+    np.testing.assert_allclose(np.asarray(moved)[rows], np.asarray(out)[rows], rtol=1e-6)
+    assert not np.allclose(np.asarray(moved)[~rows], np.asarray(out)[~rows])
+
+
+def test_zero_initialised_discriminator_ignores_condition_and_time_at_init():
+  """zero_init_condition / zero_init_time: at init D([x_prev, x_t], t) depends on x_prev
+  alone; after a change of those kernels it depends on x_t and t too (not vacuous)."""
+  net = nets.build_net("mlp_discriminator", hidden=(8, 8), time_embed_dim=8,
+                       zero_init_time=True, zero_init_condition=True)
+  x_prev, x_t = jax.random.normal(jax.random.key(0), (2, 5, 2))
+  t = jnp.arange(5.0)
+  variables, out = _init_apply(net, jnp.concatenate([x_prev, x_t], -1), None, t)
+  apply = jax.jit(lambda v, xt, t: net.apply(v, jnp.concatenate([x_prev, xt], -1), None, t,
+                                             train=False))
+  np.testing.assert_allclose(np.asarray(apply(variables, 3.0 * x_t + 1.0, t[::-1])),
+                             np.asarray(out), rtol=1e-6)
+  nonzero = jax.tree_util.tree_map_with_path(
+      lambda p, v: v + 0.3 if "condition" in jax.tree_util.keystr(p)
+      or "time_" in jax.tree_util.keystr(p) else v, variables["params"])
+  moved = {**variables, "params": nonzero}
+  base = apply(moved, x_t, t)
+  assert not np.allclose(np.asarray(apply(moved, 3.0 * x_t + 1.0, t)), np.asarray(base))
+  assert not np.allclose(np.asarray(apply(moved, x_t, t[::-1])), np.asarray(base))

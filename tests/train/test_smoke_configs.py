@@ -79,6 +79,9 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # the folder configs' smoke stages are the same tiny UNets on digits at 32x32
     # (tests/methods/test_cascade.py runs folder_16to64's whole cascade, slow).
     "cascade/folder_16to64.py", "cascade/folder_64to256.py",
+    # The 25-Gaussian toy DDGAN: its per-step networks are tested in tests/gan/test_nets.py
+    # and the config is trained by the (slow) 25-Gaussian coverage test.
+    "gan/ddgan_toy_twenty_five_gaussians.py",
 })
 
 CONFIGS = [
