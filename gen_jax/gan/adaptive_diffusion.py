@@ -16,9 +16,9 @@ Diffusion-GAN code does): after every `interval`-th discriminator step,
     p <- clip(p + sign(r_d - target) * batch * interval / (kimg * 1000), 0, 1),
     T = clip(t_min + round(p * (t_max - t_min)), t_min, t_max),
 with r_d the mean sign over the real logits since the last adjustment. The state
-{p, signs_sum, signs_count} (ADA's) lives in the train state's model_state, so resuming is
-exact. (Until 2026-11 this module kept its own copy of the rule with the state
-{p, r_sum, r_count}: the p trajectory is unchanged, checkpoints of that state do not load.)
+{p, r_sum, r_count} (ADA's p, signs_sum and signs_count under the names this module used
+before it shared ADA's rule, so older checkpoints resume) lives in the train state's
+model_state, so resuming is exact.
 """
 
 from __future__ import annotations
@@ -69,8 +69,20 @@ class AdaptiveDiffusion:
     return AdaptiveProbability(initial_p=0.0, target=self.target, interval=self.interval,
                                kimg=self.kimg, p_max=1.0)
 
+  # The state keeps the names it had before the rule moved to `AdaptiveProbability`
+  # (r_sum, r_count), so Diffusion-GAN checkpoints written before then still resume.
+  _STATE_KEYS = (("r_sum", "signs_sum"), ("r_count", "signs_count"))
+
   def init_state(self) -> dict[str, Array]:
-    return self.controller.init_state()
+    return self._own_keys(self.controller.init_state())
+
+  def _own_keys(self, state):
+    names = dict((ada, own) for own, ada in self._STATE_KEYS)
+    return {names.get(k, k): v for k, v in state.items()}
+
+  def _ada_keys(self, state):
+    names = dict(self._STATE_KEYS)
+    return {names.get(k, k): v for k, v in state.items()}
 
   def num_steps(self, state) -> Array:
     """The current chain length T (int32 scalar)."""
@@ -107,4 +119,6 @@ class AdaptiveDiffusion:
     """Accumulates sign(d_real) of discriminator step `step` (0-based) and, when step + 1 is
     a multiple of `interval`, adjusts p (ADA's rule) and restarts the sums."""
     ctrl = self.controller
-    return ctrl.adjust(ctrl.accumulate(state, d_real), jnp.asarray(step) + 1, batch_size)
+    state = ctrl.adjust(ctrl.accumulate(self._ada_keys(state), d_real), jnp.asarray(step) + 1,
+                        batch_size)
+    return self._own_keys(state)

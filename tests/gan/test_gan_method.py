@@ -73,12 +73,15 @@ def test_adaptive_diffusion_chain_and_timestep_distribution():
 def test_adaptive_diffusion_moves_p_by_the_ada_rule_every_interval():
   diff = AdaptiveDiffusion(interval=2, kimg=1.0, target=0.6)
   state = diff.init_state()
+  # The names of the state before the rule was shared with ADA: older checkpoints resume.
+  assert set(state) == {"p", "r_sum", "r_count"}
   overfit = jnp.ones((10,))  # sign(D(real)) = 1 > 0.6
   s1 = diff.update(state, overfit, 10, jnp.asarray(0))
-  assert float(s1["p"]) == 0.0 and float(s1["signs_count"]) == 10.0  # accumulating
+  assert set(s1) == set(state)
+  assert float(s1["p"]) == 0.0 and float(s1["r_count"]) == 10.0  # accumulating
   s2 = diff.update(s1, overfit, 10, jnp.asarray(1))
   np.testing.assert_allclose(float(s2["p"]), 10 * 2 / 1000.0)  # + batch * interval / kimg
-  assert float(s2["signs_count"]) == 0.0
+  assert float(s2["r_count"]) == 0.0
   s3 = diff.update(diff.update(s2, -overfit, 10, jnp.asarray(2)), -overfit, 10, jnp.asarray(3))
   np.testing.assert_allclose(float(s3["p"]), 0.0, atol=1e-7)  # and back down
 
