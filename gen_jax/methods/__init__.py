@@ -7,6 +7,7 @@ from gen_jax.methods import ddgan  # noqa: F401  (registers "ddgan")
 from gen_jax.methods import diffusion  # noqa: F401  (registers "diffusion", "ddpm", "score_sde")
 from gen_jax.methods import flow  # noqa: F401  (registers "flow")
 from gen_jax.methods import gan  # noqa: F401  (registers "gan")
+from gen_jax.methods import latent_diffusion  # noqa: F401  (registers "latent_diffusion")
 from gen_jax.methods import stylegan2  # noqa: F401  (registers "stylegan2")
 from gen_jax.methods import vae  # noqa: F401  (registers "vae")
 from gen_jax.methods.base import METHODS, Method, build_method  # noqa: F401
