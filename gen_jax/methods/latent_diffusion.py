@@ -53,6 +53,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from absl import logging
 
 from gen_jax.core.sample import SampleSpec
 from gen_jax.core.state import TrainState
@@ -219,6 +220,9 @@ def build_latent_diffusion(config, info) -> LatentDiffusion:
                      "latent diffusion trains a diffusion model: name a diffusion preset "
                      "(diffusion, ddpm, score_sde).")
   _check_network_takes(inner, latent_shape, workdir)
+  logging.info("Latent diffusion over the first stage in %s (checkpoint %d): latents %s, "
+               "scale %.6g (kept in the train state; a restored state keeps its own).",
+               workdir, restored.step, latent_shape, restored.latent_scale)
   return LatentDiffusion(
       diffusion=unbounded(inner), first_stage=restored.method,
       first_stage_params=jax.device_get(restored.params),
