@@ -10,6 +10,14 @@ configs/classifier/mnist.py (narrowed as in tests/eval/test_classifier.py) train
 8,000 labelled images; the Frechet distance of its features between the 2,000 held-out
 images and decoded samples of the trained second stage must be lower than that of the
 untrained (initial) second stage through the same first stage.
+
+Measured 2026-11-29 (3,856 s on 2 CPU cores shared with five other agents, load ~15-20):
+first stage held-out MSE 0.0238 per pixel in [-1, 1] (PSNR 22.2 dB), latent std 1.988
+(scale 0.503); second stage eps-MSE train loss 0.526 (step 100) -> 0.157 (step 600);
+classifier accuracy 0.968; classifier Frechet distance to the held-out images (500
+samples): trained 336.2, untrained 356.8, the first stage's reconstructions of the held-out
+images 11.0. The margin is small: 600 steps of a 32-channel one-level UNet are far from a
+converged model (the reconstructions show what the first stage allows).
 """
 
 import jax
