@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import ml_collections
@@ -106,26 +106,42 @@ def _latent_std(workdir: pathlib.Path, step: int) -> float:
   return std
 
 
-def load_first_stage(workdir: str | pathlib.Path, image_shape: Sequence[int], *,
-                     expected_latent_shape: Sequence[int] | None = None) -> FirstStage:
-  """Restores the newest checkpoint of a first-stage run for images of `image_shape`.
+class RestoredFirstStage(NamedTuple):
+  """What `restore_first_stage` read from a first-stage workdir.
 
-  Args:
-    workdir: the first stage's run directory (config.json, checkpoints/, eval/).
-    image_shape: (H, W, C) of the images the second stage encodes; a convolutional first
-      stage takes any H, W divisible by its downsampling factor, the channels must be the
-      ones it was trained on.
-    expected_latent_shape: the input shape of the second stage's network; checked when
-      given.
+  Attributes:
+    method: the first stage's `VAEMethod`, built for the second stage's image shape.
+    params: its EMA parameters (device arrays on the first device).
+    step: the restored checkpoint's step.
+    latent_scale: 1 / latent_std recorded by the evaluation of that checkpoint.
+    config: the first stage's resolved config (its config.json).
+  """
 
-  Returns:
-    FirstStage(encode, decode, latent_shape, latent_scale) with the EMA parameters.
+  method: Any
+  params: Any
+  step: int
+  latent_scale: float
+  config: ml_collections.ConfigDict
 
-  Raises:
-    FirstStageError: see the module docstring.
+
+def restore_first_stage(workdir: str | pathlib.Path, image_shape: Sequence[int], *,
+                        expected_latent_shape: Sequence[int] | None = None,
+                        networks: Sequence[str] | None = None) -> RestoredFirstStage:
+  """The newest checkpoint of a first-stage run: its method, EMA parameters and scale.
+
+  Arguments, checks and errors as `load_first_stage`, which wraps this into functions;
+  with `networks`, a run whose config.model.name is not one of them is refused before
+  anything is restored.
   """
   workdir = pathlib.Path(workdir)
   config = _read_config(workdir)
+  network = config.get("model", {}).get("name")
+  if networks is not None and network not in networks:
+    raise FirstStageError(
+        f"The first stage in {workdir} is a 'vae' run with the {network!r} network; this "
+        f"second stage needs one of: {', '.join(networks)} (a KL autoencoder, whose latent "
+        "is a spatial map). Train configs/latent_diffusion/autoencoder_*.py and point the "
+        "second stage at that run.")
   shape = tuple(int(d) for d in image_shape)
   try:
     method = build_vae(config, DatasetInfo(shape, 0, 0))
@@ -156,10 +172,33 @@ def load_first_stage(workdir: str | pathlib.Path, image_shape: Sequence[int], *,
   finally:
     manager.close()
 
-  latent_shape = tuple(method.latent_shape)
   if expected_latent_shape is not None:
-    check_latent_shape(latent_shape, expected_latent_shape, workdir)
-  params = restored.ema_params
+    check_latent_shape(method.latent_shape, expected_latent_shape, workdir)
+  return RestoredFirstStage(method=method, params=restored.ema_params, step=int(step),
+                            latent_scale=1.0 / _latent_std(workdir, int(step)), config=config)
+
+
+def load_first_stage(workdir: str | pathlib.Path, image_shape: Sequence[int], *,
+                     expected_latent_shape: Sequence[int] | None = None) -> FirstStage:
+  """Restores the newest checkpoint of a first-stage run for images of `image_shape`.
+
+  Args:
+    workdir: the first stage's run directory (config.json, checkpoints/, eval/).
+    image_shape: (H, W, C) of the images the second stage encodes; a convolutional first
+      stage takes any H, W divisible by its downsampling factor, the channels must be the
+      ones it was trained on.
+    expected_latent_shape: the input shape of the second stage's network; checked when
+      given.
+
+  Returns:
+    FirstStage(encode, decode, latent_shape, latent_scale) with the EMA parameters.
+
+  Raises:
+    FirstStageError: see the module docstring.
+  """
+  first = restore_first_stage(workdir, image_shape,
+                              expected_latent_shape=expected_latent_shape)
+  method, params = first.method, first.params
 
   def encode(x, rng=None):
     mean, logvar = method.encode(params, x)
@@ -168,5 +207,5 @@ def load_first_stage(workdir: str | pathlib.Path, image_shape: Sequence[int], *,
   def decode(z):
     return method.decode_mean(params, z)
 
-  return FirstStage(encode=jax.jit(encode), decode=jax.jit(decode), latent_shape=latent_shape,
-                    latent_scale=1.0 / _latent_std(workdir, int(step)))
+  return FirstStage(encode=jax.jit(encode), decode=jax.jit(decode),
+                    latent_shape=tuple(method.latent_shape), latent_scale=first.latent_scale)

@@ -57,3 +57,20 @@ def assert_trees_equal(a, b):
 def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
   for x, y in zip(jax.tree.leaves(host_tree(a)), jax.tree.leaves(host_tree(b)), strict=True):
     np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+def train_smoke_first_stage(config, directory: pathlib.Path) -> None:
+  """For a latent diffusion config whose first-stage workdir is unset: trains the ':smoke'
+  variant of its `latent.autoencoder_config` in directory/first_stage (on the same data,
+  under the caller's tfds mock) and points `config.latent.autoencoder_workdir` at it."""
+  if "latent" not in config or config.latent.autoencoder_workdir:
+    return
+  from gen_jax.train import loop  # pylint: disable=g-import-not-at-top
+  relpath = str(config.latent.autoencoder_config).removeprefix("configs/")
+  first = load_config(relpath, "smoke")
+  for field in ("source", "name", "path", "eval_path", "data_dir"):
+    first.data[field] = config.data[field]
+  first.trainer.sample_every_steps = 0
+  first.trainer.eval_every_steps = first.num_train_steps  # records the latent std
+  loop.train_and_evaluate(first, directory / "first_stage")
+  config.latent.autoencoder_workdir = str(directory / "first_stage")

@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 
 from gen_jax.data import DatasetNotPreparedError
 from gen_jax.train import loop
-from tests.train.helpers import REPO, load_config, write_image_folder
+from tests.train.helpers import REPO, load_config, train_smoke_first_stage, write_image_folder
 
 # Smoke runs whose code path another default smoke run or test already covers, and whose
 # XLA:CPU compilation costs minutes: they run with --runslow.
@@ -82,6 +82,9 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # The 25-Gaussian toy DDGAN: its per-step networks are tested in tests/gan/test_nets.py
     # and the config is trained by the (slow) 25-Gaussian coverage test.
     "gan/ddgan_toy_twenty_five_gaussians.py",
+    # Latent diffusion: the MNIST second stage (with its smoke first stage) runs by default;
+    # the CIFAR-10 one builds the same method with another network size.
+    "latent_diffusion/cifar10.py",
 })
 
 CONFIGS = [
@@ -100,8 +103,10 @@ def test_smoke_config_runs_end_to_end(relpath, tmp_path):
   if config.data.source in ("tfds", "unpaired_tfds"):
     config.data.data_dir = str(tmp_path / "tfds")
     with tfds.testing.mock_data(num_examples=16, policy=tfds.testing.MockPolicy.USE_CODE):
+      train_smoke_first_stage(config, tmp_path)  # latent diffusion: its first stage
       state = loop.train_and_evaluate(config, tmp_path / "run")
   else:
+    train_smoke_first_stage(config, tmp_path)
     state = loop.train_and_evaluate(config, tmp_path / "run")
   steps = config.num_train_steps
   assert int(state.step) == steps
