@@ -340,10 +340,11 @@ def test_tfds_unknown_dataset_name(tmp_path):
 
 
 def test_build_source_errors_and_registry(tmp_path):
-  assert sources.SOURCES.names() == ["audio_folder", "audio_tones", "digits", "folder", "idx",
-                                     "npz", "tfds", "toy2d", "unpaired_folders",
-                                     "unpaired_tfds"]
-  with pytest.raises(KeyError, match="choose one of: audio_folder, audio_tones, digits, folder"):
+  assert sources.SOURCES.names() == ["audio_folder", "audio_tones", "digits", "downsampled",
+                                     "folder", "idx", "npz", "tfds", "toy2d",
+                                     "unpaired_folders", "unpaired_tfds"]
+  with pytest.raises(KeyError, match="choose one of: audio_folder, audio_tones, digits, "
+                                     "downsampled, folder"):
     sources.build_source({"source": "imagenet"}, "train")
   with pytest.raises(ValueError, match="needs data.eval_path"):
     sources.build_source({"source": "folder", "path": str(tmp_path)}, "eval")
