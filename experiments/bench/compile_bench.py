@@ -67,7 +67,8 @@ def _bench(run: str, tmpdir: Path) -> dict[str, str]:
     config.batch_size = _BATCH.value
     if config.data.source == "tfds":
       npz = tmpdir / f"{config.data.name}.npz"
-      flow_bench._synthetic_npz(npz, shape, max(64, 2 * _BATCH.value))  # pylint: disable=protected-access
+      flow_bench._synthetic_npz(  # pylint: disable=protected-access
+          npz, shape, max(64, 2 * _BATCH.value))
       config.data.source, config.data.path, config.data.eval_path = "npz", str(npz), str(npz)
     config.data.num_threads = 1
   exp = Experiment.create(config, tmpdir / f"run{len(os.listdir(tmpdir))}")

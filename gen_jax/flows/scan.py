@@ -73,7 +73,8 @@ def to_scanned(tree: Mapping[str, Any], *, chain: str, layers_per_step: int) -> 
   """An unscanned variables tree -> the `ScanChain` layout.
 
   Every sub-tree named `chain` whose children are all layers_i (an unrolled `Chain`;
-  a layer without variables has no entry) becomes {"step": {"layers_j": stack over i of layers_{k i + j}}} with
+  a layer without variables has no entry) becomes
+  {"step": {"layers_j": stack over i of layers_{k i + j}}} with
   k = `layers_per_step`, the layout of `ScanChain(Chain(k layers), n // k)` named `chain`.
   Other entries are copied. Use the same call on "params" and on "consts".
   """
