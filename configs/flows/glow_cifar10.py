@@ -18,7 +18,7 @@ def get_config(arg=None):
   args = common.parse_arg(arg, smoke=False)
   c = _flows.flow_config(dict(name="glow", num_levels=3, depth=32, width=512, coupling="affine",
                             permutation="lu", learn_top=True, learned_split_prior=True,
-                            remat=False))
+                            remat=False, scan_blocks=True))
   c.data.source = "tfds"
   c.data.name = "cifar10"
   c.batch_size = 64

@@ -13,7 +13,8 @@ from configs.flows import _flows
 def get_config(arg=None):
   args = common.parse_arg(arg, smoke=False)
   c = _flows.flow_config(dict(name="glow", num_levels=2, depth=32, width=512, coupling="affine",
-                            permutation="lu", learn_top=True, learned_split_prior=True))
+                            permutation="lu", learn_top=True, learned_split_prior=True,
+                            scan_blocks=True))
   c.data.source = "tfds"
   c.data.name = "mnist"
   c.batch_size = 64

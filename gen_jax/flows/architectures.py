@@ -16,6 +16,7 @@ The builders with neural conditioners (glow, realnvp, nice) take `dtype`, the co
 computation dtype (`config.precision`; the bijectors' own maths, actnorm, the invertible
 1x1 convolution and every log-determinant stay float32), and `remat`, which recomputes
 each coupling's conditioner in the backward pass instead of storing its activations.
+Glow's `scan_blocks` compiles each level's repeated steps once (`flows/scan.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from gen_jax.flows.coupling import Coupling
 from gen_jax.flows.invconv import InvConv1x1, Permute
 from gen_jax.flows.maf import MaskedAutoregressive
 from gen_jax.flows.multiscale import LearnedPrior, MultiScale, SplitPrior
+from gen_jax.flows.scan import ScanChain
 from gen_jax.nets import NETS, build_net
 from gen_jax.core.registry import Registry
 
@@ -70,8 +72,14 @@ def build_conditioner(name: str, *, dtype: Any = jnp.float32, remat: bool = Fals
 @FLOWS.register("glow")
 def glow(num_levels: int = 3, depth: int = 32, width: int = 512, coupling: str = "affine",
          permutation: str = "lu", learn_top: bool = True, learned_split_prior: bool = True,
-         conditioner: str = "conv", dtype: Any = jnp.float32, remat: bool = False) -> Bijector:
-  """Glow for images [B, H, W, C] with H, W divisible by 2**num_levels."""
+         conditioner: str = "conv", dtype: Any = jnp.float32, remat: bool = False,
+         scan_blocks: bool = False) -> Bijector:
+  """Glow for images [B, H, W, C] with H, W divisible by 2**num_levels.
+
+  `scan_blocks`: each level's `depth` steps run as one `ScanChain` (compiled once, the
+  parameters stacked per level; `flows.scan.to_scanned` converts an unscanned checkpoint's
+  params and consts with chain="post", layers_per_step=3). The same function either way.
+  """
   if coupling not in ("affine", "additive"):
     raise ValueError(f"glow coupling must be 'affine' or 'additive', got {coupling!r}.")
   if permutation not in PERMUTATIONS:
@@ -84,6 +92,8 @@ def glow(num_levels: int = 3, depth: int = 32, width: int = 512, coupling: str =
                                      scale="sigmoid" if coupling == "affine" else "additive")]
 
   def steps():
+    if scan_blocks:
+      return ScanChain(Chain(step()), length=depth)
     return Chain([layer for _ in range(depth) for layer in step()])
 
   level = MultiScale(post=steps(), split=LearnedPrior() if learn_top else None)

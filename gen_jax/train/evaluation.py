@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
+import pathlib
 from typing import Any
 
 import jax
@@ -17,6 +17,7 @@ from gen_jax import data as data_lib
 from gen_jax.eval import images as images_lib
 from gen_jax.core import sharding as sharding_lib
 from gen_jax.core.sample import SampleSpec
+from gen_jax.train import chunks
 from gen_jax.train.experiment import Experiment
 from gen_jax.core.state import TrainState
 
@@ -87,15 +88,10 @@ def sample_figure(exp: Experiment, samples: np.ndarray) -> tuple[np.ndarray, int
   return images_lib.make_grid(samples), max(1, 128 // exp.info.image_shape[0])
 
 
-def generate(exp: Experiment, state: TrainState, num_samples: int, batch_size: int,
-             rng: jax.Array, spec: SampleSpec | None = None) -> tuple[np.ndarray, int, float]:
-  """Samples `num_samples` examples in batches; returns (samples, NFE per batch, samples/s).
-
-  Samples are uint8 [N, H, W, C] images, or float32 [N, D] for vector data (toy2d).
-  `spec` is what `method.sample` is asked (default: the config's, `exp.sample_spec`); its
-  labels, if any, are int32 [num_samples], split over the batches.
-  The samples/s figure excludes the first batch (compilation).
-  """
+def _batch_sampler(exp: Experiment, state: TrainState, num_samples: int, batch_size: int,
+                   rng: jax.Array, spec: SampleSpec | None = None):
+  """(number of batches, batch size, draw): draw(i) -> (host samples of batch i, NFE), with
+  key fold_in(rng, i); see `generate`."""
   spec = exp.sample_spec if spec is None else spec
   batch_size = min(batch_size, num_samples)
   num_batches = math.ceil(num_samples / batch_size)
@@ -108,18 +104,52 @@ def generate(exp: Experiment, state: TrainState, num_samples: int, batch_size: i
     labels = np.resize(labels, num_batches * batch_size).reshape(num_batches, batch_size)
     spec = dataclasses.replace(spec, labels=labels[0])
   sample_fn = exp.sample_fn(batch_size, spec)
-  chunks, nfe, start, timed = [], 0, None, 0
-  for i in range(num_batches):
+
+  def draw(i: int) -> tuple[np.ndarray, int]:
     out = sample_fn(state, jax.random.fold_in(rng, i), None if labels is None else labels[i])
-    chunks.append(_to_host_samples(exp, out.samples))
-    nfe = out.nfe
-    if i == 0:
-      start = time.perf_counter()
-    else:
-      timed += batch_size
-  elapsed = time.perf_counter() - start if start is not None else 0.0
-  rate = timed / elapsed if timed and elapsed > 0 else float("nan")
-  return np.concatenate(chunks)[:num_samples], nfe, rate
+    return _to_host_samples(exp, out.samples), int(out.nfe)
+
+  return num_batches, batch_size, draw
+
+
+def generate(exp: Experiment, state: TrainState, num_samples: int, batch_size: int,
+             rng: jax.Array, spec: SampleSpec | None = None) -> tuple[np.ndarray, int, float]:
+  """Samples `num_samples` examples in batches; returns (samples, NFE per batch, samples/s).
+
+  Samples are uint8 [N, H, W, C] images, or float32 [N, D] for vector data (toy2d).
+  `spec` is what `method.sample` is asked (default: the config's, `exp.sample_spec`); its
+  labels, if any, are int32 [num_samples], split over the batches. Batch i uses the key
+  fold_in(rng, i); each batch is sharded over every device when its size divides evenly.
+  The samples/s figure excludes the first batch (compilation).
+  """
+  return generate_chunked(exp, state, num_samples, batch_size, rng, spec)
+
+
+def generate_chunked(exp: Experiment, state: TrainState, num_samples: int, batch_size: int,
+                     rng: jax.Array, spec: SampleSpec | None = None,
+                     partial_dir: pathlib.Path | None = None,
+                     meta: dict[str, Any] | None = None) -> tuple[np.ndarray, int, float]:
+  """`generate`, with each batch kept in `partial_dir` as soon as it is drawn (see
+  `chunks.run_chunks`): an interrupted call resumes and returns exactly what an
+  uninterrupted one would. `meta`: what else the samples depend on (e.g. the step);
+  the counts, the seed and the request are added. Progress and ETA are logged.
+  """
+  spec = exp.sample_spec if spec is None else spec
+  num_batches, batch_size, draw = _batch_sampler(exp, state, num_samples, batch_size, rng,
+                                                 spec)
+
+  def produce(i):
+    samples, nfe = draw(i)
+    return {"samples": samples, "nfe": np.asarray([nfe])}
+
+  if partial_dir is not None:
+    meta = dict(meta or {}, num_samples=num_samples, batch_size=batch_size,
+                seed=exp.config.seed,
+                request={k: str(getattr(spec, k)) for k in spec.requested()})
+  result = chunks.run_chunks(num_batches, produce, partial_dir=partial_dir, meta=meta,
+                             what="sample batches")
+  nfe = int(result.arrays["nfe"][-1])
+  return result.arrays["samples"][:num_samples], nfe, result.rate * batch_size
 
 
 def write_sample_grid(exp: Experiment, state: TrainState, step: int, writer=None) -> str:

@@ -18,6 +18,7 @@ from absl import logging
 from clu import parameter_overview, periodic_actions
 
 from gen_jax.eval import images as images_lib
+from gen_jax.train import chunks
 from gen_jax.train import conditional_sampling
 from gen_jax.train import evaluation
 from gen_jax.train import init_from
@@ -175,7 +176,10 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
 
   Writes samples/final_<step>.png (a grid of up to 256 images, or a scatter plot of all
   2-D points) and samples/final_<step>.npz ("images": uint8 [N, H, W, C], or float32
-  [N, D] for vector data). With config.sample.temperatures (flows), one pair of files per
+  [N, D] for vector data). The samples are drawn in batches of config.sample.batch_size
+  (each sharded over every device of every process when it divides evenly), kept in
+  samples/partial_<step>/ as they come (progress and ETA logged), so a rerun after an
+  interruption draws only the missing batches and writes the same files. With config.sample.temperatures (flows), one pair of files per
   temperature T, named final_<step>_T<T>.*, all from the same noise. Returns the first
   .npz path.
 
@@ -205,8 +209,10 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
   out = exp.workdir / "samples"
   paths = []
   for spec, suffix in variants:
-    images, nfe, rate = evaluation.generate(exp, state, cfg.num_samples, cfg.batch_size,
-                                            jax.random.fold_in(exp.sample_key, step), spec)
+    partial = out / f"partial_{step}{suffix}"
+    images, nfe, rate = evaluation.generate_chunked(
+        exp, state, cfg.num_samples, cfg.batch_size, jax.random.fold_in(exp.sample_key, step),
+        spec, partial_dir=partial, meta={"step": step, "sample": cfg.to_json_best_effort()})
     npz = out / f"final_{step}{suffix}.npz"
     if jax.process_index() == 0:
       out.mkdir(parents=True, exist_ok=True)
@@ -214,6 +220,7 @@ def run_sample(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
       figure, upscale = evaluation.sample_figure(
           exp, images[:256] if images.ndim == 4 else images)
       images_lib.save_png(out / f"final_{step}{suffix}.png", figure, upscale=upscale)
+    chunks.discard_dir(partial)
     speed = (f"{rate:.2f} images/s" if np.isfinite(rate) else "speed not measured: one "
              "batch, whose time includes compilation")
     requests = {name: getattr(spec, name) for name in spec.requested()}

@@ -39,9 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import pathlib
-import shutil
 from typing import Any
 
 import jax
@@ -52,7 +50,7 @@ from gen_jax.eval import features as features_lib
 from gen_jax.eval import metrics as metrics_lib
 from gen_jax.eval import stats as stats_lib
 from gen_jax.core.sample import SampleSpec
-from gen_jax.train import evaluation
+from gen_jax.train import chunks, evaluation
 from gen_jax.train.experiment import Experiment
 from gen_jax.core.state import TrainState
 
@@ -234,48 +232,26 @@ class SampleEvaluator:
     batch_size = min(batch_size, num_samples)
     num_chunks = math.ceil(num_samples / batch_size)
     base = jax.random.fold_in(exp.eval_key, SAMPLE_METRICS_SALT)
+    meta = None
     if partial_dir is not None:
       meta = {"num_samples": num_samples, "batch_size": batch_size, "seed": exp.config.seed,
               "protocol": self.extractor.protocol}
       spec = exp.sample_spec
       if spec.requested():  # chunks drawn at another temperature etc. are not reused
         meta["sample_request"] = {k: _jsonable(getattr(spec, k)) for k in spec.requested()}
-      meta_path = partial_dir / "meta.json"
-      if meta_path.is_file() and json.loads(meta_path.read_text()) != json.loads(json.dumps(meta)):
-        logging.warning("Discarding %s: it was written by a different evaluation setup.",
-                        partial_dir)
-        if jax.process_index() == 0:
-          shutil.rmtree(partial_dir)
-      if jax.process_index() == 0:
-        partial_dir.mkdir(parents=True, exist_ok=True)
-        meta_path.write_text(json.dumps(meta, sort_keys=True))
-    outs: dict[str, list[np.ndarray]] = {}
-    resumed = 0
-    for i in range(num_chunks):
-      chunk_path = partial_dir / f"chunk_{i:05d}.npz" if partial_dir is not None else None
-      if chunk_path is not None and chunk_path.is_file():
-        with np.load(chunk_path) as data:
-          feats = {k: data[k] for k in data.files}
-        resumed += 1
-      else:
-        samples, self.nfe, _ = evaluation.generate(exp, state, batch_size, batch_size,
-                                                   jax.random.fold_in(base, i))
-        feats = self.extractor(samples)
-        if chunk_path is not None and jax.process_index() == 0:
-          tmp = chunk_path.with_name(chunk_path.name + ".tmp.npz")
-          np.savez(tmp, **feats)
-          os.replace(tmp, chunk_path)
-      for k, v in feats.items():
-        outs.setdefault(k, []).append(v)
-    if resumed:
-      logging.info("Resumed %d of %d sample chunks from %s.", resumed, num_chunks, partial_dir)
-    return {k: np.concatenate(v)[:num_samples] for k, v in outs.items()}
+
+    def produce(i):
+      samples, self.nfe, _ = evaluation.generate(exp, state, batch_size, batch_size,
+                                                 jax.random.fold_in(base, i))
+      return self.extractor(samples)
+
+    result = chunks.run_chunks(num_chunks, produce, partial_dir=partial_dir, meta=meta,
+                               what="sample-feature chunks")
+    return {k: v[:num_samples] for k, v in result.arrays.items()}
 
   def discard_partial(self, step: int) -> None:
     """Removes workdir/eval/partial_<step>/ (call once the result is written)."""
-    partial = self.exp.workdir / "eval" / f"partial_{step}"
-    if jax.process_index() == 0 and partial.exists():
-      shutil.rmtree(partial)
+    chunks.discard_dir(self.exp.workdir / "eval" / f"partial_{step}")
 
   def evaluate(self, state: TrainState, step: int, num_samples: int, *,
                resumable: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
