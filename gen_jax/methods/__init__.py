@@ -8,11 +8,8 @@ from gen_jax.methods import diffusion  # noqa: F401  (registers "diffusion", "dd
 from gen_jax.methods import distillation  # noqa: F401  (registers "progressive_distillation")
 from gen_jax.methods import flow  # noqa: F401  (registers "flow")
 from gen_jax.methods import gan  # noqa: F401  (registers "gan")
-<<<<<<< HEAD
-from gen_jax.methods import noisy_classifier  # noqa: F401  (registers "noisy_classifier")
-=======
 from gen_jax.methods import latent_diffusion  # noqa: F401  (registers "latent_diffusion")
->>>>>>> latent
+from gen_jax.methods import noisy_classifier  # noqa: F401  (registers "noisy_classifier")
 from gen_jax.methods import stylegan2  # noqa: F401  (registers "stylegan2")
 from gen_jax.methods import super_resolution  # noqa: F401  (registers "super_resolution")
 from gen_jax.methods import vae  # noqa: F401  (registers "vae")
