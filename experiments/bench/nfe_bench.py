@@ -123,6 +123,11 @@ def main(argv=None) -> int:
 
   teacher = load(a.teacher_workdir, ("diffusion", "ddpm"))
   rows, t0 = {}, time.time()
+
+  def progress(name, n, cell):
+    print(f"# {name} NFE {n}: FD {cell[0]:.2f} (nfe {cell[1]}) at {time.time() - t0:.0f} s",
+          file=sys.stderr, flush=True)
+
   for name in names:
     cells = {}
     if name == "student":
@@ -133,11 +138,13 @@ def main(argv=None) -> int:
           x, nfe = draw(run.method, run.params, SampleSpec(sampler_options={"num_steps": n}),
                         a.num_samples, a.batch_size, a.seed)
           cells[n] = (fd(x), nfe)
+          progress(name, n, cells[n])
     else:
       for n in nfes:
         x, nfe = draw(teacher.method, teacher.params, sampler_request(name, n),
                       a.num_samples, a.batch_size, a.seed)
         cells[n] = (fd(x), nfe)
+        progress(name, n, cells[n])
     rows[name] = cells
     print(f"# {name} done at {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
 
