@@ -33,8 +33,9 @@ class PretrainedRun(NamedTuple):
 
 
 def load_run(workdir: str | pathlib.Path, info: Any, *, method_names: tuple[str, ...],
-             role: str, train_hint: str) -> PretrainedRun:
-  """The newest checkpoint of the run in `workdir`, rebuilt for the dataset `info`.
+             role: str, train_hint: str, step: int | None = None) -> PretrainedRun:
+  """The newest checkpoint (or the one at `step`) of the run in `workdir`, rebuilt for the
+  dataset `info`.
 
   Args:
     workdir: the run's directory (config.json, checkpoints/).
@@ -42,6 +43,7 @@ def load_run(workdir: str | pathlib.Path, info: Any, *, method_names: tuple[str,
     method_names: the accepted config.method.name values of that run.
     role: what the run is for, for messages ("the guidance classifier").
     train_hint: the command that trains such a run, for messages.
+    step: the checkpoint step to read (None: the newest).
 
   Raises:
     PretrainedRunError: missing workdir, config.json or checkpoint, another kind of run, or
@@ -69,7 +71,10 @@ def load_run(workdir: str | pathlib.Path, info: Any, *, method_names: tuple[str,
   manager = ocp.CheckpointManager(workdir / "checkpoints",
                                   options=ocp.CheckpointManagerOptions(read_only=True))
   try:
-    step = manager.latest_step()
+    if step is not None and step not in manager.all_steps():
+      raise PretrainedRunError(f"{role}: {workdir / 'checkpoints'} holds no checkpoint at step "
+                               f"{step}; it holds {sorted(manager.all_steps())}.")
+    step = manager.latest_step() if step is None else step
     if step is None:
       raise PretrainedRunError(f"{role}: {workdir / 'checkpoints'} holds no checkpoint; "
                                f"train it first ({train_hint}).")
