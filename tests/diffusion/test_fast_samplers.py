@@ -75,6 +75,18 @@ def test_edm_heun_35_nfe_reproduces_mixture_and_beats_ddim():
   assert heun_rms < 0.75 * ddim_rms and heun_cov < ddim_cov
 
 
+def test_edm_heun_on_a_cosine_chain_with_near_zero_terminal_snr():
+  """On a 1024-step cosine chain the grid starts at s = sigma / alpha ~ 2e4 and jumps to ~11:
+  Heun's correction on that first step saturated every sample (found by the NFE benchmark);
+  with the Euler first step the 18-step sampler reproduces the mixture."""
+  process = make_schedule("cosine", 1024)
+  x_T = process.prior_sampling(jax.random.key(12), (MIX_BATCH, 2))
+  heun, nfe = _sample("edm_heun", process, x_T, num_steps=18)
+  assert nfe == 35
+  mean_err, cov_err = _within_tolerance(heun)
+  assert mean_err < 0.04 and cov_err < 1.0, (mean_err, cov_err)
+
+
 @pytest.mark.parametrize("process_name", ["chain", "vpsde"])
 def test_dpm_solver_2m_20_nfe_reproduces_mixture_and_beats_ddim(process_name):
   """DPM-Solver++(2M), 20 NFE, eps-network, on DDPM's linear chain (T = 1000, diffusers'
