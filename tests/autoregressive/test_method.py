@@ -36,7 +36,8 @@ def test_evaluate_is_the_exact_nll_in_bits():
     # RGB channel groups need widths divisible by 3.
     ("gated_pixelcnn_mnist.py", "categorical", 3, dict(hidden=6, output_hidden=6)),
     ("pixelcnn_mnist.py", "categorical", 1, {}),
-    ("pixelcnnpp_cifar10.py", "dlm", 3, dict(num_scales=2)),
+    pytest.param("pixelcnnpp_cifar10.py", "dlm", 3, dict(num_scales=2),
+                 marks=pytest.mark.slow),  # 26 s; the DLM sampler: test_discretized_logistic
 ])
 def test_raster_sampler_draws_each_position_from_the_teacher_forced_conditional(
     relpath, likelihood, channels, model):

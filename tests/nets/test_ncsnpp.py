@@ -42,6 +42,8 @@ def test_biggan_resnet_block_resamples():
     layers.ResnetBlock(resample="sideways").init(jax.random.PRNGKey(0), x, emb, train=False)
 
 
+@pytest.mark.slow  # suite budget: 51 s; NCSN++ trains in score_sde/cifar10.py:smoke and its blocks are
+# checked against the reference in test_ncsnpp_reference.py
 def test_tiny_ncsnpp_runs_and_fourier_features_are_frozen():
   kw = dict(_score_sde.ncsnpp_model(ch=8, ch_mult=(1, 2), num_res_blocks=1, num_groups=4,
                                     attn_resolutions=(4,)))

@@ -44,8 +44,9 @@ def _image_nets():
   }
 
 
-# Compiling each network twice costs seconds; the default suite covers one of each kind.
-_SLOW = ("dcgan_d", "sngan_g", "ddgan_unet", "ncsnpp")
+# Compiling each network twice costs seconds; the default suite covers a generator and a
+# discriminator (the UNet's blocks use the same per-block `nn.remat`: 48 s, slow).
+_SLOW = ("dcgan_d", "sngan_g", "ddgan_unet", "ncsnpp", "unet")
 
 
 @pytest.mark.parametrize("name", [n if n not in _SLOW else pytest.param(n, marks=pytest.mark.slow)
@@ -92,7 +93,8 @@ def test_glow_remat_equals_no_remat():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["unet", "sngan_d"])
+@pytest.mark.parametrize("name", [pytest.param("unet", marks=pytest.mark.slow),  # 30 s
+                                  "sngan_d"])
 def test_bf16_networks_keep_float32_parameters_and_outputs(name):
   cls, kwargs, args = _image_nets()[name]
   net = cls(**kwargs, dtype=jnp.bfloat16)

@@ -27,6 +27,8 @@ def _listing(workdir: pathlib.Path) -> list[str]:
   return sorted(str(p.relative_to(workdir)) for p in (workdir / "checkpoints").rglob("*"))
 
 
+@pytest.mark.slow  # suite budget: 55 s; the refusal itself: tests/train/test_checkpoint.py::
+# test_other_structure_is_a_config_mismatch_and_nothing_moves
 def test_changed_model_width_is_refused_and_the_original_config_resumes(tmp_path, caplog):
   """The issue's sequence: 40 steps, rerun with model.ch=24, rerun with the original."""
   workdir = tmp_path / "run"
@@ -63,6 +65,7 @@ def _damage(step_dir: pathlib.Path) -> None:
       f.write_bytes(b"\x00garbage")
 
 
+@pytest.mark.slow  # suite budget: 72 s (a whole trainer run from the command line)
 def test_no_silent_fresh_start_when_every_checkpoint_was_moved_aside(tmp_path):
   workdir = tmp_path / "run"
   config = quiet_digits_config(2, checkpoint_every_steps=1)
@@ -110,6 +113,7 @@ def test_failed_save_stops_the_run_and_keeps_the_previous_checkpoint(tmp_path, m
   assert int(state_at_2["step"]) == 2
 
 
+@pytest.mark.slow  # suite budget: 54 s (two trainer runs)
 def test_init_from_loads_exactly_the_named_params_and_reports_mismatches(tmp_path, caplog):
   source_dir = tmp_path / "source"
   source = loop.train_and_evaluate(quiet_digits_config(2, checkpoint_every_steps=1), source_dir)

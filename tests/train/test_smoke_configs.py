@@ -42,8 +42,7 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # BigGAN's CIFAR-10 networks are its ImageNet smoke networks at 32x32 without
     # attention.
     "gan/biggan_cifar10.py",
-    # StyleGAN2: the folder config's smoke run covers the image networks, ADA and the lazy
-    # phases; the CIFAR-10 config's smoke model is trained by the (slow) 8-vs-1 device
+    # StyleGAN2: the CIFAR-10 config's smoke model is trained by the (slow) 8-vs-1 device
     # test of tests/gan/test_stylegan2.py.
     "gan/stylegan2_cifar10.py",
     # Improved DDPM: improved_ddpm/digits.py:smoke runs the same method (2C-channel UNet,
@@ -82,6 +81,30 @@ SLOW_SMOKE_CONFIGS = frozenset({
     # The 25-Gaussian toy DDGAN: its per-step networks are tested in tests/gan/test_nets.py
     # and the config is trained by the (slow) 25-Gaussian coverage test.
     "gan/ddgan_toy_twenty_five_gaussians.py",
+    # Toy GANs: their methods train in tests/gan/test_gan_method.py (8-Gaussian coverage
+    # of gan/toy_eight_gaussians.py and gan/ddgan_toy_eight_gaussians.py), the gan trainer
+    # loop in gan/mnist.py:smoke, BigGAN's in tests/gan/test_biggan.py (standing statistics
+    # through the trainer) and StyleGAN2's in gan/stylegan2_folder.py:smoke.
+    "gan/toy_eight_gaussians.py", "gan/ddgan_toy_eight_gaussians.py",
+    "gan/biggan_toy_eight_gaussians.py", "gan/stylegan2_toy_eight_gaussians.py",
+    # Trained by another default test: flows/glow_digits.py (tests/flows/test_flow_method.py
+    # and test_actnorm.py), score_sde/toy2d.py (tests/methods/test_score_sde.py); the same
+    # networks as a default smoke run on another source: wavenet_audio_folder (wavenet_tones;
+    # the audio folder source in tests/autoregressive/test_audio.py), classifier/mnist
+    # (classifier/digits; trained on real MNIST in tests/eval/test_classifier.py),
+    # flows/maf_checkerboard (flows/maf_two_moons).
+    "flows/glow_digits.py", "score_sde/toy2d.py", "autoregressive/wavenet_audio_folder.py",
+    "classifier/mnist.py", "flows/maf_checkerboard.py",
+    # Families whose pieces and wiring other default tests check, each run costing 50-90 s:
+    # cascade/cifar10_8to32 (tests/methods/test_cascade.py runs the pipeline with a small net,
+    # tests/diffusion/test_super_resolution.py the conditioning), improved_ddpm/digits (the
+    # hybrid loss, learned variances and their sampler in tests/diffusion; the trainer path is
+    # DDPM's), latent_diffusion/mnist (tests/methods/test_latent_diffusion.py trains a first
+    # stage and runs the second stage's step, checkpoint and sampling), gan/stylegan2_folder
+    # (tests/gan/test_stylegan2.py: modulated convolutions, regularisers, lazy phases,
+    # truncation; ADA in test_ada.py).
+    "cascade/cifar10_8to32.py", "improved_ddpm/digits.py", "latent_diffusion/mnist.py",
+    "gan/stylegan2_folder.py",
     # Latent diffusion: the MNIST second stage (with its smoke first stage) runs by default;
     # the CIFAR-10 one builds the same method with another network size.
     "latent_diffusion/cifar10.py",

@@ -56,6 +56,8 @@ def test_changed_config_on_resume_keeps_the_old_config(tmp_path):
   assert json.loads((tmp_path / "config.json").read_text())["num_train_steps"] == 2
 
 
+@pytest.mark.slow  # suite budget: 58 s; the fallback itself: tests/train/test_checkpoint.py::
+# test_unreadable_latest_is_moved_aside_and_previous_used
 def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
   workdir = tmp_path / "run"
   loop.train_and_evaluate(quiet_digits_config(4, checkpoint_every_steps=2), workdir)
