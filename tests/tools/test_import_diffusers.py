@@ -146,6 +146,8 @@ def imported(shared_data, tmp_path):
   return folder, imp.import_folder(folder, tmp_path / "run")
 
 
+@pytest.mark.slow  # suite budget: 36 s; the imported network's forward pass is checked by
+# test_imported_forward_pass_equals_diffusers
 def test_import_writes_a_gen_jax_workdir(imported):
   """config.json, the config.py that --config gets (rebuilding the same config) and a
   checkpoint whose params and EMA params are the diffusers weights."""

@@ -12,6 +12,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from gen_jax.train import loop
 from tests.train.helpers import REPO, host_tree, quiet_digits_config
@@ -31,6 +32,8 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow  # suite budget: 102 s (two processes each compile the trainer); run with
+# --runslow before a stop that touches sharding, data or checkpoints
 def test_two_processes_train_like_one(tmp_path: pathlib.Path):
   port = _free_port()
   env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}

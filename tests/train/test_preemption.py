@@ -28,6 +28,8 @@ def _data_state(workdir: pathlib.Path, step: int, process: int = 0, count: int =
   return json.loads(path.read_text())
 
 
+@pytest.mark.slow  # suite budget: 85 s; run with --runslow before a stop that touches the
+# trainer loop or checkpoints
 def test_sigterm_at_a_random_step_then_resume_is_bit_identical(tmp_path, monkeypatch):
   config = quiet_digits_config(6, checkpoint_every_steps=4)
   config.optim.schedule = "cosine"  # depends on the step: resuming must restore it
