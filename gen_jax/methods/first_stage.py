@@ -29,9 +29,9 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import ml_collections
-import orbax.checkpoint as ocp
 
 from gen_jax.data.sources import DatasetInfo
+from gen_jax.methods.pretrained import CheckpointDoesNotFit, restore_train_state
 from gen_jax.methods.vae import build_vae
 from gen_jax.vae.gaussian import reparameterize
 
@@ -149,28 +149,16 @@ def restore_first_stage(workdir: str | pathlib.Path, image_shape: Sequence[int],
     raise FirstStageError(f"The first stage in {workdir} cannot encode images of shape "
                           f"{shape}: {e}") from e
 
-  manager = ocp.CheckpointManager(workdir / "checkpoints",
-                                  options=ocp.CheckpointManagerOptions(read_only=True))
   try:
-    step = manager.latest_step()
-    if step is None:
-      raise FirstStageError(f"{workdir / 'checkpoints'} holds no checkpoint; train the first "
-                            "stage (--mode=train) before using it.")
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
-        jax.eval_shape(method.init, jax.random.key(0), None))
-    try:
-      restored = manager.restore(
-          step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
-    except Exception as e:  # pylint: disable=broad-except
-      raise FirstStageError(
-          f"The checkpoint at step {step} of {workdir} could not be restored for images of "
-          f"shape {shape} ({type(e).__name__}: {str(e)[:300]}). It is unreadable, or the "
-          f"first stage was trained on images with another channel count than {shape[-1]}."
-      ) from e
-  finally:
-    manager.close()
+    restored, step = restore_train_state(workdir / "checkpoints", method)
+  except CheckpointDoesNotFit as e:
+    raise FirstStageError(
+        f"The checkpoint at step {e.step} of {workdir} could not be restored for images of "
+        f"shape {shape} ({e}). It is unreadable, or the first stage was trained on images "
+        f"with another channel count than {shape[-1]}.") from e
+  if restored is None:
+    raise FirstStageError(f"{workdir / 'checkpoints'} holds no checkpoint; train the first "
+                          "stage (--mode=train) before using it.")
 
   if expected_latent_shape is not None:
     check_latent_shape(method.latent_shape, expected_latent_shape, workdir)

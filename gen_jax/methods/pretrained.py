@@ -23,6 +23,48 @@ class PretrainedRunError(ValueError):
   """A workdir that cannot serve as the trained run a config points at."""
 
 
+class CheckpointDoesNotFit(Exception):
+  """The checkpoint at `step` could not be restored into the given method's state."""
+
+  def __init__(self, step: int, cause: Exception):
+    super().__init__(f"{type(cause).__name__}: {str(cause)[:300]}")
+    self.step = step
+
+
+def restore_train_state(checkpoint_dir: pathlib.Path, method: Method,
+                        step: int | None = None) -> tuple[Any, int | None]:
+  """(train state, step) of another run, read-only, on the first device.
+
+  The state's structure is `method.init`'s (traced, not run). Returns (None, None) when
+  `checkpoint_dir` holds no checkpoint.
+
+  Raises:
+    LookupError: `step` is given and not saved (the message lists the saved steps).
+    CheckpointDoesNotFit: the checkpoint is unreadable or has another structure.
+  """
+  manager = ocp.CheckpointManager(checkpoint_dir,
+                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  try:
+    if step is not None and step not in manager.all_steps():
+      raise LookupError(f"{checkpoint_dir} holds no checkpoint at step {step}; it holds "
+                        f"{sorted(manager.all_steps())}.")
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      return None, None
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
+        jax.eval_shape(method.init, jax.random.key(0), None))
+    try:
+      state = manager.restore(
+          step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointDoesNotFit(step, e) from e
+  finally:
+    manager.close()
+  return state, int(step)
+
+
 class PretrainedRun(NamedTuple):
   """config (of the run), method (rebuilt), params (EMA, on device), step."""
 
@@ -68,27 +110,15 @@ def load_run(workdir: str | pathlib.Path, info: Any, *, method_names: tuple[str,
   except ValueError as e:
     raise PretrainedRunError(f"{role}: the run in {workdir} cannot be rebuilt for this data "
                              f"({e}).") from e
-  manager = ocp.CheckpointManager(workdir / "checkpoints",
-                                  options=ocp.CheckpointManagerOptions(read_only=True))
   try:
-    if step is not None and step not in manager.all_steps():
-      raise PretrainedRunError(f"{role}: {workdir / 'checkpoints'} holds no checkpoint at step "
-                               f"{step}; it holds {sorted(manager.all_steps())}.")
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise PretrainedRunError(f"{role}: {workdir / 'checkpoints'} holds no checkpoint; "
-                               f"train it first ({train_hint}).")
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
-        jax.eval_shape(method.init, jax.random.key(0), None))
-    try:
-      state = manager.restore(
-          step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
-    except Exception as e:  # pylint: disable=broad-except
-      raise PretrainedRunError(
-          f"{role}: the checkpoint at step {step} of {workdir} does not fit the model its "
-          f"config.json builds for this data ({type(e).__name__}: {str(e)[:300]}).") from e
-  finally:
-    manager.close()
+    state, step = restore_train_state(workdir / "checkpoints", method, step)
+  except LookupError as e:
+    raise PretrainedRunError(f"{role}: {e}") from e
+  except CheckpointDoesNotFit as e:
+    raise PretrainedRunError(
+        f"{role}: the checkpoint at step {e.step} of {workdir} does not fit the model its "
+        f"config.json builds for this data ({e}).") from e
+  if state is None:
+    raise PretrainedRunError(f"{role}: {workdir / 'checkpoints'} holds no checkpoint; "
+                             f"train it first ({train_hint}).")
   return PretrainedRun(config, method, state.ema_params, int(step))
